@@ -1,0 +1,464 @@
+"""One validated ``Settings`` object, built once from YAML and the environment.
+
+Precedence, lowest first: built-in defaults, the YAML file, ``MONITOR_<KEY>`` variables
+(``__`` separates nested keys: ``MONITOR_POLL__CONCURRENCY=5``). ``${VAR}`` and
+``${VAR:-default}`` inside YAML string values are expanded from the environment, so
+secrets stay out of the file. Any problem becomes a ``ConfigError`` whose message is
+one line naming the key.
+
+Nothing here reads the environment implicitly: ``load_settings`` takes the mapping to
+read, and callers pass ``os.environ`` once, at the edge (the CLI).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/monitor.yaml")
+ENV_PREFIX = "MONITOR_"
+# Variables with the prefix that are not configuration keys.
+ENV_NOT_KEYS = {"MONITOR_CONFIG"}
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90"``, ``"20s"``, ``"15m"``, ``"1h30m"`` or ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_RE.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"{value!r} is not a duration such as 30s, 15m or 1h")
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    else:
+        raise ValueError("expected a duration such as 30s, 15m or 1h")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PollSettings(_Strict):
+    interval: Duration = 900.0
+    concurrency: int = Field(20, ge=1, le=1000)
+    per_host: int = Field(2, ge=1, le=100)
+    timeout: Duration = 20.0
+    max_bytes: int = Field(5_000_000, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=30)
+    allow_private_networks: bool = False
+    user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor/news-monitor)"
+    # How long a worker may hold a feed before another worker may take it over.
+    lease: Duration = 300.0
+    # Ceiling of the exponential back-off of a failing feed.
+    max_backoff: Duration = 86400.0
+    # Process pool size for text extraction; 0 means one per CPU core.
+    extract_workers: int = Field(0, ge=0, le=256)
+    # How often the daemon looks for feeds that are due.
+    tick: Duration = 5.0
+    # On SIGTERM, how long in-flight polls may run before they are abandoned.
+    shutdown_grace: Duration = 10.0
+
+
+class FeedConfig(_Strict):
+    name: str = Field(min_length=1)
+    url: str
+    interval: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url
+
+
+class EntityConfig(_Strict):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _aliases_include_name(self) -> EntityConfig:
+        aliases = [a.strip() for a in self.aliases if a and a.strip()]
+        if self.name not in aliases:
+            aliases.insert(0, self.name)
+        object.__setattr__(self, "aliases", aliases)
+        return self
+
+
+# The tracked entities when the config lists none; config/monitor.yaml repeats them.
+# List spellings only: case, accents, hyphen/space variants, possessives and Russian
+# and Kazakh case endings are handled by the matcher (monitor.pipeline.match).
+DEFAULT_ENTITIES = [
+    EntityConfig(
+        name="CSTO",
+        aliases=[
+            "CSTO",
+            "Collective Security Treaty Organization",
+            "Collective Security Treaty Organisation",
+            "ОДКБ",
+            # Russian: the head noun comes first, so its cases are listed.
+            "Организация Договора о коллективной безопасности",
+            "Организации Договора о коллективной безопасности",
+            "Организацию Договора о коллективной безопасности",
+            "Организацией Договора о коллективной безопасности",
+            "ҰҚШҰ",
+            "Ұжымдық қауіпсіздік туралы шарт ұйымы",
+            "OTSC",
+            "Organisation du traité de sécurité collective",
+            "Organización del Tratado de Seguridad Colectiva",
+            "ODKB",
+            "OVKS",
+            "Organisation des Vertrags über kollektive Sicherheit",
+            "Kolektif Güvenlik Antlaşması Örgütü",
+        ],
+    ),
+    EntityConfig(
+        name="Nazarbayev",
+        aliases=[
+            "Nazarbayev",
+            "Nazarbaev",
+            "Nazarbajev",
+            "Nazarbajew",
+            "Nasarbajew",
+            "Nazarbaïev",
+            "Назарбаев",
+            "Nursultan Nazarbayev",
+            "Nursultan Nazarbaev",
+            "Нурсултан Назарбаев",
+            "Нұрсұлтан Назарбаев",
+            # "Leader of the Nation": a title only he has held.
+            "Elbasy",
+            "Елбасы",
+        ],
+    ),
+    EntityConfig(
+        name="Almaty",
+        aliases=["Almaty", "Almati", "Alma-Ata", "Ałma-Ata", "Алматы", "Алма-Ата", "阿拉木图"],
+    ),
+]
+
+
+class _Channel(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Deliver one message per interval with every alert of the window.
+    digest: Duration | None = None
+    # Only alerts that mention one of these entities; all when unset.
+    entities: list[str] | None = None
+
+
+class EmailSettings(_Channel):
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    tls: bool = False  # implicit TLS (SMTPS, usually port 465)
+    username: str | None = None
+    password: str | None = None
+    # Extra CA certificates (PEM) to trust, for a relay with a private CA.
+    ca_file: Path | None = None
+    sender: str
+    recipients: list[str] = Field(min_length=1)
+    timeout: Duration = 30.0
+    subject_prefix: str = "[monitor]"
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_address(cls, sender: str) -> str:
+        return _mail_address(sender)
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipient_addresses(cls, recipients: list[str]) -> list[str]:
+        return [_mail_address(r) for r in recipients]
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> EmailSettings:
+        if self.starttls and self.tls:
+            raise ValueError("choose starttls or tls, not both")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The channel's identity in the outbox; stable while the config is."""
+        return f"email:{self.name}" if self.name else "email"
+
+
+class WebhookSettings(_Channel):
+    url: str
+    # ``whsec_`` + base64 (Standard Webhooks), or any other text used as UTF-8 bytes.
+    secret: str = Field(min_length=1)
+    timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return FeedConfig._http_url(url)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_decodes(cls, secret: str) -> str:
+        if secret.startswith("whsec_"):
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+            if not key:
+                raise ValueError("the whsec_ secret is empty")
+        return secret
+
+    @property
+    def key(self) -> str:
+        """``webhook:<name>``, else ``webhook:<url>`` without credentials or query."""
+        if self.name:
+            return f"webhook:{self.name}"
+        parts = urlsplit(self.url)
+        shown = f"{parts.scheme}://{parts.hostname or ''}"
+        if parts.port:
+            shown += f":{parts.port}"
+        key = f"webhook:{shown}{parts.path}"
+        if len(key) > 300:
+            key = "webhook:" + hashlib.sha256(self.url.encode()).hexdigest()
+        return key
+
+
+def _mail_address(value: str) -> str:
+    # A header-safe single address: CR/LF would let a config value inject headers.
+    value = value.strip()
+    if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+class AlertSettings(_Strict):
+    email: EmailSettings | None = None
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    # Base URL of the web page, used for links in alerts (``monitor serve``).
+    public_url: str | None = None
+    # Give up retrying a transient failure after this long.
+    give_up_after: Duration = 2 * 86400.0
+    # Back-off after the first transient failure, doubled on each failure up to retry_max.
+    retry_initial: Duration = 30.0
+    retry_max: Duration = 3600.0
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, url: str | None) -> str | None:
+        return None if url is None else FeedConfig._http_url(url).rstrip("/")
+
+    @model_validator(mode="after")
+    def _unique_channels(self) -> AlertSettings:
+        keys = [w.key for w in self.webhooks]
+        doubled = sorted({k for k in keys if keys.count(k) > 1})
+        if doubled:
+            raise ValueError(f"webhooks: two webhooks are both {doubled[0]!r}: give them names")
+        return self
+
+    @property
+    def channels(self) -> list[EmailSettings | WebhookSettings]:
+        """Every configured channel, e-mail first."""
+        return ([self.email] if self.email else []) + list(self.webhooks)
+
+
+class DedupSettings(_Strict):
+    """Thresholds of the duplicate decision; see ``monitor.pipeline.dedup``."""
+
+    # Share of the known text found, in order, in the new one (republished copy) ...
+    known_coverage: float = Field(0.5, gt=0, le=1)
+    # ... when the known text is at least this share of the new one (not a short
+    # brief quoted whole inside a long article).
+    copy_new_coverage: float = Field(0.3, gt=0, le=1)
+    # Share of the new text found in the known one (excerpt) ...
+    new_coverage: float = Field(0.6, gt=0, le=1)
+    # ... when the excerpt spans at least this share of the known text.
+    excerpt_span: float = Field(0.25, gt=0, le=1)
+    # Known texts verified per lookup, those sharing most fingerprints first.
+    max_candidates: int = Field(3, ge=1, le=50)
+    # A shingle indexed for this many texts is a stock phrase: later texts skip it,
+    # which bounds every posting list and so the cost of a lookup.
+    max_postings: int = Field(100, ge=2)
+
+
+class ServeSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class Settings(_Strict):
+    database_url: str = "sqlite:///data/monitor.db"
+    seeds_dir: Path = Path("seeds")
+    poll: PollSettings = Field(default_factory=PollSettings)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    entities: list[EntityConfig] = Field(default_factory=lambda: list(DEFAULT_ENTITIES))
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    api_token: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        if url.startswith("postgresql://"):
+            # Use psycopg 3, the driver we ship, for a bare postgresql:// URL.
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        if not (url.startswith("sqlite:") or url.startswith("postgresql+psycopg:")):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return url
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        for label, names in (
+            ("feeds", [f.name for f in self.feeds]),
+            ("entities", [e.name for e in self.entities]),
+        ):
+            seen = {n for n in names if names.count(n) > 1}
+            if seen:
+                raise ValueError(f"{label}: duplicate name {sorted(seen)[0]!r}")
+        urls = [f.url for f in self.feeds]
+        doubled = {u for u in urls if urls.count(u) > 1}
+        if doubled:
+            raise ValueError(f"feeds: the same url is listed twice: {sorted(doubled)[0]}")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+# --------------------------------------------------------------------------- loading
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, env: Mapping[str, str], key: str) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"config: {key or 'value'}: environment variable {name} is not set")
+
+        return _VAR_RE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _env_value(raw: str) -> Any:
+    # Structured values (lists, mappings) are written as YAML flow: "[a, b]".
+    if raw.strip()[:1] in ("[", "{"):
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse {raw!r} as YAML: {exc}") from None
+    return raw
+
+
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_KEYS:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(path):
+            raise ConfigError(f"config: {name}: malformed variable name")
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"config: {name}: {part} is not a section")
+            node = child
+        try:
+            node[path[-1]] = _env_value(env[name])
+        except ConfigError as exc:
+            raise ConfigError(f"config: {name}: {exc}") from None
+    return data
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    extra = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
+    return f"{where}: {message}{extra}"
+
+
+def resolve_config_path(cli_path: str | Path | None, env: Mapping[str, str]) -> Path:
+    """``--config``, else ``$MONITOR_CONFIG``, else ``config/monitor.yaml``."""
+    if cli_path:
+        return Path(cli_path)
+    if env.get("MONITOR_CONFIG"):
+        return Path(env["MONITOR_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
+    """Read, expand, override and validate the configuration.
+
+    A missing file is an error when a path was asked for explicitly; the default path
+    may be absent, in which case defaults and environment variables apply.
+    """
+    config_path = resolve_config_path(path, env)
+    explicit = path is not None or bool(env.get("MONITOR_CONFIG"))
+    data: Any = {}
+    if config_path.exists():
+        try:
+            data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"config: {config_path}{where}: invalid YAML: {problem}") from None
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {config_path}: {exc.strerror}") from None
+    elif explicit:
+        raise ConfigError(f"config: {config_path}: no such file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {config_path}: the top level must be a mapping of keys")
+    data = _expand(data, env, "")
+    data = _apply_env_overrides(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"config: {_describe(exc)}") from None

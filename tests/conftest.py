@@ -1,0 +1,179 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), settings, paths.
+
+PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server with trust
+auth). Each test gets its own database, cloned from a template migrated once per run.
+Without a reachable server the PostgreSQL cases are skipped, unless
+``TEST_REQUIRE_POSTGRES=1`` (as in CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.config import Settings, load_settings
+from monitor.db import make_engine, upgrade_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = ROOT / "seeds"
+SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
+PG_SERVER_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("TEST_REQUIRE_POSTGRES") == "1"
+ENGINES = ["sqlite", "postgresql"]
+
+
+def _pg_admin() -> sa.Engine:
+    return sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+
+
+def _pg_database_url(name: str) -> str:
+    return sa.engine.make_url(PG_SERVER_URL).set(database=name).render_as_string(
+        hide_password=False
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_monitor_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own MONITOR_* variables must not leak into the tests."""
+    for name in list(os.environ):
+        if name.startswith("MONITOR_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """Name of a migrated template database, or None when there is no server."""
+    admin = _pg_admin()
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL required but unreachable at {PG_SERVER_URL}: {exc}")
+        yield None
+        return
+    name = f"monitor_tmpl_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(_pg_database_url(name))
+    upgrade_schema(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def fresh_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Callable[[str], str]:
+    """A factory: ``fresh_database_url("sqlite" | "postgresql")`` → URL of a new, migrated DB."""
+    created: list[str] = []
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            path = tmp_path / f"monitor-{uuid.uuid4().hex[:6]}.db"
+            shutil.copy(sqlite_template, path)
+            return f"sqlite:///{path}"
+        template = request.getfixturevalue("pg_template")
+        if template is None:
+            pytest.skip(f"no PostgreSQL server at {PG_SERVER_URL}")
+        name = f"monitor_test_{uuid.uuid4().hex[:10]}"
+        admin = _pg_admin()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        admin.dispose()
+        created.append(name)
+        return _pg_database_url(name)
+
+    yield make
+    if created:
+        admin = _pg_admin()
+        with admin.connect() as connection:
+            for name in created:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, fresh_database_url: Callable[[str], str]) -> str:
+    """A new, migrated database; each test using it runs on SQLite and on PostgreSQL."""
+    return fresh_database_url(request.param)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings as a YAML file would give them, with test-friendly defaults."""
+
+    def make(**overrides: Any) -> Settings:
+        data: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'monitor.db'}",
+            "seeds_dir": str(SEEDS_DIR),
+        }
+        data.update(overrides)
+        return Settings.model_validate(data)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    """Default settings on the parametrised database (SQLite and PostgreSQL)."""
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Any]:
+    """Run the ``monitor`` command in-process; returns click's Result."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    def run(*args: str, input: str | None = None) -> Any:
+        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a YAML config file and return its path."""
+
+    def write(text: str, name: str = "monitor.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+__all__ = ["ROOT", "SEEDS_DIR", "SHARED_CORPUS", "load_settings"]
