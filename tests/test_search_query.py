@@ -1,0 +1,218 @@
+"""The search language, time values and cursors: pure functions, no database."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.errors import QueryError
+from monitor.search import (
+    MAX_QUERY_LENGTH,
+    Phrase,
+    Query,
+    decode_cursor,
+    encode_cursor,
+    parse_query,
+    parse_time,
+)
+
+NOW = datetime(2022, 1, 10, 12, 30, tzinfo=UTC)
+
+
+def words(*items: str) -> Phrase:
+    return Phrase(tuple(items))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Almaty", Query(((words("almaty"),),))),
+        ("Almaty protests", Query(((words("almaty"),), (words("protests"),)))),
+        ('"security treaty"', Query(((words("security", "treaty"),),))),
+        ("Almaty OR Алматы", Query(((words("almaty"), words("алматы")),))),
+        # OR binds tighter than the implicit AND.
+        (
+            "protests Almaty OR Алматы",
+            Query(((words("protests"),), (words("almaty"), words("алматы")))),
+        ),
+        ("a OR b OR c", Query(((words("a"), words("b"), words("c")),))),
+        ("CSTO -Tokayev", Query(((words("csto"),),), (words("tokayev"),))),
+        ('CSTO -"state media"', Query(((words("csto"),),), (words("state", "media"),))),
+        # Lower-case "or" is a word; quoted OR too.
+        ("war or peace", Query(((words("war"),), (words("or"),), (words("peace"),)))),
+        # Inner punctuation splits a word into a phrase, as the index tokenizers do.
+        ("Alma-Ata", Query(((words("alma", "ata"),),))),
+        ("title:Almaty", Query(((words("title", "almaty"),),))),
+        # Backend operator characters are plain separators.
+        ("Almaty* ^CSTO (gas)", Query(((words("almaty"),), (words("csto"),), (words("gas"),)))),
+        ("NEAR(a b)", Query(((words("near", "a"),), (words("b"),)))),
+        ("a AND b NOT c", Query(tuple((words(w),) for w in ("a", "and", "b", "not", "c")))),
+        ("ОДКБ   Назарбаев", Query(((words("одкб"),), (words("назарбаев"),)))),
+        ("a a", Query(((words("a"),), (words("a"),)))),
+        ("x - y", Query(((words("x"),), (words("y"),)))),
+        ("a - OR b", Query(((words("a"), words("b")),))),
+    ],
+)
+def test_parse_query(text: str, expected: Query) -> None:
+    assert parse_query(text) == expected
+
+
+def test_rendering_to_fts5_and_tsquery() -> None:
+    query = parse_query('"security treaty" Almaty OR Алматы -Tokayev -"state media"')
+    assert query.to_fts5() == (
+        '("security treaty" AND ("almaty" OR "алматы")) NOT "tokayev" NOT "state media"'
+    )
+    assert query.to_tsquery() == (
+        "'security' <-> 'treaty' & ('almaty' | 'алматы') & !('tokayev') & !('state' <-> 'media')"
+    )
+    assert str(query) == '"security treaty" almaty OR алматы -tokayev -"state media"'
+
+
+MALFORMED = {
+    '"unbalanced': "unbalanced quote",
+    'Almaty "security treaty': "unbalanced quote",
+    '"': "unbalanced quote",
+    '"""': "unbalanced quote",
+    '-"x': "unbalanced quote",
+    '""': "empty phrase",
+    '"   "': "empty phrase",
+    'a "*!?" b': "empty phrase",
+    "Almaty OR": "OR must stand between",
+    "OR Almaty": "OR must stand between",
+    "a OR OR b": "OR must stand between",
+    "OR": "OR must stand between",
+    "OR OR": "OR must stand between",
+    "a OR *": "OR must stand between",
+    "a OR -b": "excluded word",
+    "-a OR b": "excluded word",
+    "-Tokayev": "only exclusions",
+    '-a -"b c"': "only exclusions",
+    "": "empty",
+    "   ": "empty",
+    "*": "no words",
+    "* ^ ( ) : -": "no words",
+    "'; --": "no words",
+    "\x00": "no words",
+    "\ud800": "no words",
+    "x" * (MAX_QUERY_LENGTH + 1): "too long",
+    "word " * 300: "too long",
+    '"a" ' * 60: "too many",
+}
+
+
+@pytest.mark.parametrize(("text", "reason"), list(MALFORMED.items()), ids=repr)
+def test_malformed_query_is_a_clear_one_line_error(text: str, reason: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(text)
+    message = str(caught.value)
+    assert message.startswith("query: ")
+    assert reason in message
+    assert "\n" not in message and len(message) < 200
+    # The message can always be printed (no lone surrogates echoed back).
+    message.encode("utf-8")
+
+
+# Odd input that still means a search for words: it must parse, render, and (in
+# test_search.py) run on both engines.
+ODD_BUT_VALID = [
+    "NEAR(Almaty CSTO, 5)",
+    "Almaty*",
+    "^Almaty",
+    "title:Almaty",
+    "{title text}: Almaty",
+    "(Almaty OR CSTO) -(gas)",
+    "Almaty AND CSTO",
+    "NOT Almaty",
+    "'; DROP TABLE article; --",
+    "Almaty' OR '1'='1",
+    "a:* | b & !c <-> d",
+    '"a" * "b" + c',
+    "\\ Almaty \\'",
+    "Almaty\x00CSTO",
+    "a\ud800b",
+    "İstanbul café Zürich",
+    "e\u0301cole",
+    "😀 Almaty",
+    "ـــ٣ 中文 ᾅ",
+    "x" * MAX_QUERY_LENGTH,
+    " OR ".join(["Almaty"] * 25),
+]
+
+
+@pytest.mark.parametrize("text", ODD_BUT_VALID, ids=repr)
+def test_odd_input_parses_into_words_only(text: str) -> None:
+    query = parse_query(text)
+    phrases = [p for group in query.groups for p in group] + list(query.excluded)
+    for phrase in phrases:
+        for word in phrase.words:
+            # Only letters, digits and marks reach the backends.
+            assert word and all(unicodedata.category(c)[0] in "LNM" for c in word)
+            assert not set(word) & set("\"'*^():{}+-|&!<>\\;\x00")
+    query.to_fts5()
+    query.to_tsquery()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022-01-06", datetime(2022, 1, 6, tzinfo=UTC)),
+        ("2022-01-06T10:00:00Z", datetime(2022, 1, 6, 10, tzinfo=UTC)),
+        ("2022-01-06T10:00:00z", datetime(2022, 1, 6, 10, tzinfo=UTC)),
+        ("2022-01-06T10:00:00+02:00", datetime(2022, 1, 6, 8, tzinfo=UTC)),
+        ("2022-01-06 10:00", datetime(2022, 1, 6, 10, tzinfo=UTC)),
+        ("7d", NOW - timedelta(days=7)),
+        ("12h", NOW - timedelta(hours=12)),
+        ("30m", NOW - timedelta(minutes=30)),
+        ("2w", NOW - timedelta(weeks=2)),
+        ("1d12h", NOW - timedelta(days=1, hours=12)),
+        (" 7D ", NOW - timedelta(days=7)),
+        ("now", NOW),
+        ("today", datetime(2022, 1, 10, tzinfo=UTC)),
+        ("yesterday", datetime(2022, 1, 9, tzinfo=UTC)),
+    ],
+)
+def test_parse_time(text: str, expected: datetime) -> None:
+    assert parse_time(text, now=NOW) == expected
+
+
+def test_a_bare_date_as_upper_bound_includes_the_whole_day() -> None:
+    end = parse_time("2022-01-06", now=NOW, end=True)
+    assert end == datetime(2022, 1, 7, tzinfo=UTC) - timedelta(microseconds=1)
+    assert parse_time("2022-01-06T10:00:00Z", now=NOW, end=True) == datetime(
+        2022, 1, 6, 10, tzinfo=UTC
+    )
+    assert parse_time("today", now=NOW, end=True).date() == NOW.date()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "abc", "2022-13-01", "2022-01-32", "2022-01-06T25:00", "7x", "-7d", "7",
+     "7.5", "7 days", "1e9d", "99999999999999d", "100000000d", "d7", "2022/01/06", "\x00",
+     "\ud800"],
+    ids=repr,
+)
+def test_bad_time_is_a_query_error(text: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_time(text, now=NOW)
+    message = str(caught.value)
+    assert message.startswith("time: ") and "\n" not in message
+    assert "7d" in message  # says what would work
+
+
+def test_cursor_round_trip() -> None:
+    moment = datetime(2022, 1, 6, 10, 0, 0, 123456, tzinfo=UTC)
+    cursor = encode_cursor(moment, 42)
+    assert cursor.isascii() and "=" not in cursor
+    assert decode_cursor(cursor) == (moment, 42)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "!!!", "bnVsbA", "WzFd", "WyJ4IiwgMV0", "WyIyMDIyLTAxLTA2IiwgIngiXQ",
+     "WyIyMDIyLTAxLTA2IiwgdHJ1ZV0", "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW10", "\ud800"],
+)
+def test_invalid_cursor_is_a_query_error(cursor: str) -> None:
+    with pytest.raises(QueryError, match="invalid cursor"):
+        decode_cursor(cursor)
