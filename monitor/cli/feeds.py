@@ -1,0 +1,221 @@
+"""``monitor poll``, ``monitor run`` and ``monitor feeds`` (alias ``monitor status``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from sqlmodel import func, select
+
+from monitor.cli import App, command, main
+from monitor.config import Settings, load_settings
+from monitor.db import session
+from monitor.models import Article, Feed, utcnow
+from monitor.pipeline.refresh import RefreshOutcome
+from monitor.worker import CycleReport, Worker, deliver_alerts, run_daemon, sync_feeds
+
+# ------------------------------------------------------------------------------ poll
+
+
+def _quiet_http_log() -> None:
+    # One line per feed is logged by the worker; httpx would add one per request.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@command(main, "poll")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary.")
+@click.option("--due", is_flag=True, help="Only feeds whose next poll has come (for cron).")
+def poll(app: App, as_json: bool, due: bool) -> None:
+    """Poll every active feed once, deliver due alerts, print a summary, exit.
+
+    Feeds another worker is polling right now are left to it, and a feed whose server
+    asked for time (Retry-After, Cache-Control max-age) is not fetched before then.
+    A failing feed is recorded and reported; the exit code stays 0.
+
+    \b
+    Example:
+      monitor poll
+      monitor poll --json | jq .articles.stored
+    """
+    settings, engine = app.settings, app.engine
+    _quiet_http_log()
+    sync_feeds(engine, settings.feeds)
+    report = asyncio.run(_poll(settings, engine, due_only=due, progress=not as_json or sys.stderr.isatty()))
+    delivery = deliver_alerts(engine, settings)
+    report.alerts_sent = delivery.sent
+    if as_json:
+        click.echo(json.dumps(report.as_dict() | {"delivery": delivery.as_dict()}, ensure_ascii=False))
+    else:
+        click.echo(_summary(report))
+        if delivery.errors:
+            click.echo(delivery.summary())
+
+
+async def _poll(settings: Settings, engine: sa.Engine, *, due_only: bool, progress: bool) -> CycleReport:
+    loop = asyncio.get_running_loop()
+    total = _count_active(engine)
+    async with Worker(settings, engine) as worker:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.request_stop)
+        try:
+            with _progress(total, enabled=progress and sys.stderr.isatty()) as advance:
+                report = await worker.poll_cycle(due_only=due_only, on_outcome=advance)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        if worker.stopping:
+            click.echo("monitor: stopped before every feed was polled", err=True)
+    return report
+
+
+@contextlib.contextmanager
+def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
+    if not enabled or not total:
+        yield lambda _outcome: None
+        return
+    with click.progressbar(length=total, label="Polling feeds", file=sys.stderr) as bar:
+
+        def advance(_outcome: RefreshOutcome) -> None:
+            bar.update(1)
+
+        yield advance
+
+
+def _count_active(engine: sa.Engine) -> int:
+    with session(engine) as db:
+        return db.exec(select(func.count()).select_from(Feed).where(Feed.active.is_(True))).one()
+
+
+def _summary(report: CycleReport) -> str:
+    lines = [
+        f"polled {report.polled} feed(s) in {report.elapsed:.1f}s: {report.ok} ok, "
+        f"{report.not_modified} not modified, {report.unchanged} unchanged, {report.failed} failed",
+        f"entries: {report.entries_seen} seen, {report.new_entries} new; "
+        f"articles: {report.stored} stored ({report.duplicates} duplicates, "
+        f"{report.from_feed_content} from feed content), {report.skipped} skipped",
+        f"alerts: {report.alerts_queued} queued, {report.alerts_sent or 0} sent",
+    ]
+    if report.errors:
+        lines.append("failed feeds:")
+        lines.extend(f"  {e['feed']}: {e['kind']}: {e['message']}" for e in sorted(report.errors, key=lambda e: e["feed"]))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- run
+
+
+@command(main, "run")
+def run(app: App) -> None:
+    """Run the daemon: poll every feed on its interval, send alerts, until SIGTERM/SIGINT.
+
+    Several daemons may share one PostgreSQL database: each claims due feeds with a
+    lease, so no feed is polled twice at once. With SQLite, run one daemon. SIGHUP
+    re-reads the feeds of the configuration file.
+
+    \b
+    Example:
+      monitor run --config config/monitor.yaml
+    """
+    settings, engine = app.settings, app.engine
+    _quiet_http_log()
+    asyncio.run(run_daemon(settings, engine, reload=lambda: load_settings(app.config_path, os.environ)))
+
+
+# ----------------------------------------------------------------------------- feeds
+
+
+def feed_health(engine: sa.Engine, settings: Settings, *, include_inactive: bool = False) -> list[dict[str, Any]]:
+    """Every feed with its health; configured feeds not polled yet show as ``new``."""
+    with session(engine) as db:
+        rows = db.exec(select(Feed).order_by(Feed.name)).all()
+        counts = dict(
+            db.exec(select(Article.feed_id, func.count()).where(Article.feed_id.is_not(None)).group_by(Article.feed_id)).all()
+        )
+    known = {r.name for r in rows} | {r.url for r in rows}
+    feeds = [_feed_json(r, counts.get(r.id, 0)) for r in rows if r.active or include_inactive]
+    for config in settings.feeds:
+        if config.name not in known and config.url not in known:
+            feeds.append({"name": config.name, "url": config.url, "active": True, "status": "new"})
+    return sorted(feeds, key=lambda f: f["name"])
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _feed_json(feed: Feed, articles: int) -> dict[str, Any]:
+    return {
+        "name": feed.name,
+        "url": feed.url,
+        "active": feed.active,
+        "status": feed.status,
+        "last_polled_at": _iso(feed.last_polled_at),
+        "last_success_at": _iso(feed.last_success_at),
+        "error_count": feed.error_count,
+        "error_kind": feed.error_kind,
+        "error_message": feed.error_message,
+        "next_poll_at": _iso(feed.next_poll_at) if feed.active else None,
+        "articles": articles,
+        "entries_seen": feed.entries_seen,
+        "polling_by": feed.lease_owner if feed.lease_expires_at and feed.lease_expires_at > utcnow() else None,
+    }
+
+
+def _ago(value: str | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = (now - datetime.fromisoformat(value.replace("Z", "+00:00"))).total_seconds()
+    return _span(seconds) + " ago" if seconds >= 0 else "in " + _span(-seconds)
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@command(main, "feeds")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include feeds removed from the configuration.")
+def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
+    """Show every feed's health: status, last success, errors, next poll, articles.
+
+    \b
+    Example:
+      monitor feeds
+      monitor status --json | jq '.[] | select(.status == "error")'
+    """
+    health = feed_health(app.engine, app.settings, include_inactive=include_inactive)
+    if as_json:
+        click.echo(json.dumps(health, ensure_ascii=False))
+        return
+    if not health:
+        click.echo("no feeds: add some under `feeds:` in the configuration")
+        return
+    now = utcnow()
+    width = min(max(len(f["name"]) for f in health), 40)
+    click.echo(f"{'FEED':<{width}}  {'STATUS':<8} {'LAST SUCCESS':<13} {'ERRORS':>6}  {'NEXT POLL':<10} {'ARTICLES':>8}")
+    for f in health:
+        status = f["status"] if f["active"] else "inactive"
+        next_poll = _ago(f.get("next_poll_at"), now) if f.get("next_poll_at") else "-"
+        click.echo(
+            f"{f['name'][:width]:<{width}}  {status:<8} {_ago(f.get('last_success_at'), now):<13} "
+            f"{f.get('error_count', 0):>6}  {next_poll:<10} {f.get('articles', 0):>8}"
+        )
+        if f.get("error_kind"):
+            click.echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")
+
+
+main.add_command(feeds, "status")

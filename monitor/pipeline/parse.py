@@ -1,0 +1,410 @@
+"""Feeds from fetched bytes: RSS 0.9x/1.0/2.0 and Atom (feedparser), JSON Feed (here).
+
+feedparser only ever sees the bytes the fetcher got, wrapped in a file object: given a
+string it would fetch URLs, and given ``bytes`` it would try them as a *file name*. The
+response's content type goes along so that it resolves encodings the way HTTP says.
+HTML in titles, summaries and content becomes plain text; dates become aware UTC
+datetimes; links are made absolute against the feed's URL. An ill-formed feed whose
+entries are still readable is accepted with a ``warning``; anything that is not a feed
+raises ``FetchError("not_a_feed")``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import charset_normalizer
+import feedparser
+import lxml.etree
+import lxml.html
+
+from monitor.errors import FetchError
+
+_JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
+# Root elements of RSS (0.9x, 1.0 as rdf:RDF, 2.0), Atom and CDF documents.
+_FEED_ROOTS = re.compile(r"^(?:rss|feed|rdf|channel)$")
+_PROLOG_RE = re.compile(
+    rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!doctype[^>\[]*(?:\[.*?\])?\s*>)", re.S | re.I
+)
+_ELEMENT_RE = re.compile(rb"\s*<(?:[\w.-]+:)?([\w.-]+)")
+_XML_ENCODING_RE = re.compile(rb"\s*<\?xml[^>]*\sencoding\s*=", re.IGNORECASE)
+_BLOCK_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "dd", "dt", "dl", "tr", "table", "section",
+    "article", "blockquote", "pre", "figure", "figcaption", "header", "footer", "hr",
+    "h1", "h2", "h3", "h4", "h5", "h6",
+}  # fmt: skip
+_DROP_TAGS = ("script", "style", "noscript", "template")
+_SPACES_RE = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_BLANK_LINES_RE = re.compile(r"\n\s*\n+")
+# Dates before this are placeholders ("0001-01-01", epoch) rather than publication dates.
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str  # stable id: guid/id, else link, else hash of title+summary
+    url: str | None  # absolute link (resolved against the feed URL)
+    title: str | None
+    summary: str | None  # plain text
+    content: str | None  # plain text of the fullest content
+    published_at: datetime | None  # aware UTC
+    author: str | None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    format: str  # "rss20", "atom10", "rss10", "rss090", "json1", …
+    entries: list[Entry]
+    warning: str | None  # set when the feed was ill-formed but still readable
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Parse a fetched feed; raises ``FetchError("not_a_feed" | "parse_error")``."""
+    if not body or not body.strip():
+        raise FetchError("not_a_feed", "empty body")
+    if _looks_like_json(body, content_type):
+        return _parse_json_feed(body, url=url)
+    if _looks_binary(body):
+        raise FetchError("not_a_feed", f"not a feed ({_media_type(content_type) or 'binary data'})")
+    return _parse_xml_feed(body, url=url, content_type=content_type)
+
+
+# --------------------------------------------------------------------------- XML feeds
+
+
+def _parse_xml_feed(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
+    headers = {"content-location": url}
+    content_type = _effective_content_type(body, content_type)
+    if content_type:
+        headers["content-type"] = content_type
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(body),
+            response_headers=headers,
+            resolve_relative_uris=False,  # only links matter; text is extracted anyway
+            sanitize_html=False,  # markup is dropped, not displayed
+        )
+    except Exception as exc:  # feedparser's failures are not a documented tree
+        message = f"feed parser failed: {type(exc).__name__}: {exc}"
+        raise FetchError("parse_error", message[:300]) from None
+    feed = parsed.get("feed", {})
+    version = parsed.get("version") or ""
+    entries = [_entry_from_feedparser(e, url) for e in parsed.get("entries", [])]
+    title = _text_of(feed.get("title_detail")) or _html_to_text(feed.get("title"))
+    link = _absolute(feed.get("link"), url)
+    ill_formed = _is_ill_formed(parsed)
+    # A feed root with a title but no version or entries is an empty feed of a
+    # variant feedparser does not name (CDF, for one), not some other document.
+    looks_like_feed = bool(_FEED_ROOTS.match(_root_name(body))) and bool(title or link)
+    if not version and not entries and not looks_like_feed:
+        raise _not_a_feed(body, content_type, parsed)
+    if not entries and not (title or link) and ill_formed:
+        raise FetchError("parse_error", f"ill-formed feed: {_bozo_message(parsed)}")
+    warning = f"ill-formed feed: {_bozo_message(parsed)}" if ill_formed else None
+    return ParsedFeed(
+        title=title,
+        link=link,
+        format=version or "unknown",
+        entries=entries,
+        warning=warning,
+    )
+
+
+def _not_a_feed(body: bytes, content_type: str | None, parsed: Any) -> FetchError:
+    root = _root_name(body)
+    if _FEED_ROOTS.match(root) and _is_ill_formed(parsed):
+        return FetchError("parse_error", f"ill-formed feed: {_bozo_message(parsed)}")
+    if root in ("urlset", "sitemapindex"):
+        what = "a sitemap"
+    elif root == "html" or re.match(rb"\s*<!doctype\s+html", body[:1024], re.IGNORECASE):
+        what = "an HTML page"
+    else:
+        what = _media_type(content_type) or (f"document <{root}>" if root else "unknown content")
+    return FetchError("not_a_feed", f"not a feed ({what})")
+
+
+def _root_name(body: bytes) -> str:
+    """Local name of the first element, past the prolog; '' when there is none."""
+    head = body[:8192].lstrip(b"\xef\xbb\xbf")
+    position = 0
+    while True:
+        match = _PROLOG_RE.match(head, position)
+        if not match:
+            break
+        position = match.end()
+    match = _ELEMENT_RE.match(head, position)
+    return match.group(1).decode("ascii", "replace").lower() if match else ""
+
+
+def _is_ill_formed(parsed: Any) -> bool:
+    """Whether feedparser found a real problem; a non-XML media type is not one."""
+    exc = parsed.get("bozo_exception")
+    return bool(parsed.get("bozo")) and not isinstance(exc, feedparser.NonXMLContentType)
+
+
+def _effective_content_type(body: bytes, content_type: str | None) -> str | None:
+    """The content type to hand feedparser, with a detected charset when nothing
+    declares the encoding.
+
+    feedparser honours, in order, the HTTP charset, a byte order mark and the XML
+    declaration, then tries UTF-8 and Windows-1252. Feeds in Big5, EUC-JP, KOI8-R…
+    that declare nothing would come out as Windows-1252 mojibake; a detector does better.
+    """
+    if content_type and "charset=" in content_type.lower():
+        return content_type
+    media = _media_type(content_type)
+    if media and media.startswith("text/") and media.endswith("xml"):
+        # RFC 3023 made an undeclared text/xml US-ASCII; RFC 7303, which replaced it
+        # and which servers follow, defers to the XML declaration as application/xml does.
+        content_type = "application/xml"
+    head = body[:1024]
+    if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]:
+        return content_type
+    if _XML_ENCODING_RE.match(head):
+        return content_type
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return content_type
+    matches = charset_normalizer.from_bytes(body[:200_000])
+    best = matches.best()
+    if best is None or not best.encoding:
+        return content_type
+    # Short Western texts fit several Latin code pages equally well; when Windows-1252
+    # (feedparser's own fallback, and what undeclared Western feeds use) is among the
+    # best fits, keep it rather than an arbitrary sibling such as Baltic cp1257.
+    tied = {m.encoding for m in matches if m.chaos <= best.chaos}
+    if tied & {"cp1252", "latin_1", "iso8859_15"}:
+        return content_type
+    return f"{_media_type(content_type) or 'application/xml'}; charset={best.encoding}"
+
+
+def _bozo_message(parsed: Any) -> str:
+    exc = parsed.get("bozo_exception")
+    message = str(exc) if exc is not None else "unknown problem"
+    return re.sub(r"\s+", " ", message)[:200]
+
+
+def _entry_from_feedparser(entry: Any, feed_url: str) -> Entry:
+    url = _absolute(entry.get("link"), feed_url)
+    if url is None and entry.get("guidislink"):
+        url = _absolute(entry.get("id"), feed_url)
+    title = _text_of(entry.get("title_detail")) or _html_to_text(entry.get("title"))
+    summary = _text_of(entry.get("summary_detail")) or _html_to_text(entry.get("summary"))
+    contents = [_text_of(c) for c in entry.get("content") or []]
+    content = max((c for c in contents if c), key=len, default=None)
+    author = entry.get("author_detail", {}).get("name") or entry.get("author")
+    return Entry(
+        key=_entry_key(entry.get("id"), url, title, summary or content),
+        url=url,
+        title=title,
+        summary=summary,
+        content=content,
+        published_at=_struct_to_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        author=_html_to_text(author, limit=500),
+    )
+
+
+def _text_of(detail: Any) -> str | None:
+    """Plain text of a feedparser text construct, honouring its declared type."""
+    if not detail or not detail.get("value"):
+        return None
+    value = detail["value"]
+    kind = (detail.get("type") or "").lower()
+    if kind == "text/plain":
+        return _clean_text(value)
+    if "html" in kind or "xml" in kind or not kind:
+        return _html_to_text(value)
+    return None  # base64 images and other media are not text
+
+
+def _struct_to_utc(value: Any) -> datetime | None:
+    """feedparser's parsed dates are UTC struct_times."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return None
+    return moment if moment >= _EARLIEST else None
+
+
+# --------------------------------------------------------------------------- JSON Feed
+
+
+def _looks_like_json(body: bytes, content_type: str | None) -> bool:
+    media = _media_type(content_type)
+    if media and (media.endswith("json") or media.endswith("+json")):
+        return True
+    return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+
+def _parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
+    try:
+        data = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if body.lstrip()[:1] in (b"{", b"["):
+            raise FetchError("parse_error", f"invalid JSON: {exc}") from None
+        raise FetchError("not_a_feed", "not a feed (invalid JSON)") from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if not (isinstance(version, str) and version.startswith(_JSON_FEED_PREFIX)):
+        raise FetchError("not_a_feed", "not a feed (JSON without a JSON Feed version)")
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise FetchError("parse_error", "JSON Feed without an items list")
+    base = _absolute(data.get("feed_url"), url) or url
+    entries = [_json_entry(item, base) for item in items if isinstance(item, dict)]
+    skipped = len(items) - len(entries)
+    return ParsedFeed(
+        title=_clean_text(_string(data.get("title"))),
+        link=_absolute(_string(data.get("home_page_url")), base),
+        format="json1",
+        entries=entries,
+        warning=f"ill-formed feed: {skipped} items are not objects" if skipped else None,
+    )
+
+
+def _json_entry(item: dict[str, Any], base: str) -> Entry:
+    url = _absolute(_string(item.get("url")), base) or _absolute(
+        _string(item.get("external_url")), base
+    )
+    title = _clean_text(_string(item.get("title")))
+    summary = _clean_text(_string(item.get("summary")))
+    html_content = _html_to_text(_string(item.get("content_html")))
+    text_content = _clean_text(_string(item.get("content_text")))
+    content = max((c for c in (html_content, text_content) if c), key=len, default=None)
+    identifier = item.get("id")
+    if isinstance(identifier, int | float) and not isinstance(identifier, bool):
+        identifier = str(identifier)  # 1.0 feeds in the wild use numbers
+    return Entry(
+        key=_entry_key(_string(identifier), url, title, summary or content),
+        url=url,
+        title=title,
+        summary=summary,
+        content=content,
+        published_at=_iso_to_utc(_string(item.get("date_published")))
+        or _iso_to_utc(_string(item.get("date_modified"))),
+        author=_json_author(item),
+    )
+
+
+def _json_author(item: dict[str, Any]) -> str | None:
+    authors = item.get("authors")  # 1.1
+    if not isinstance(authors, list):
+        authors = [item.get("author")]  # 1.0
+    names = [_clean_text(_string(a.get("name"))) for a in authors if isinstance(a, dict)]
+    joined = ", ".join(n for n in names if n)
+    return joined[:500] or None
+
+
+def _iso_to_utc(value: str | None) -> datetime | None:
+    """An RFC 3339 date (JSON Feed), or anything feedparser's date parsers know."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return _struct_to_utc(feedparser.datetimes._parse_date(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # RFC 3339 requires an offset; assume UTC
+    moment = moment.astimezone(UTC)
+    return moment if moment >= _EARLIEST else None
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _entry_key(identifier: str | None, url: str | None, title: str | None, body: str | None) -> str:
+    """A stable key: the feed's own id, else the link, else a hash of what is shown."""
+    identifier = (identifier or "").strip()
+    if identifier:
+        return identifier if len(identifier) <= 500 else _digest(identifier)
+    if url:
+        return url if len(url) <= 500 else _digest(url)
+    return _digest(f"{title or ''}\n{body or ''}")
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _absolute(link: Any, base: str) -> str | None:
+    """``link`` made absolute against ``base``; None unless it is an http(s) URL."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        absolute = urljoin(base, link.strip())
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return scheme + absolute[len(scheme) :]
+
+
+def _media_type(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    return content_type.split(";", 1)[0].strip().lower() or None
+
+
+def _looks_binary(body: bytes) -> bool:
+    """Images, archives and other binary data: NUL bytes outside UTF-16/32 text."""
+    head = body[:1024]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:4] in (b"\x00\x00\xfe\xff",):
+        return False
+    if re.match(rb"\s*(?:\x00<|<\x00|\x00\x00\x00<|<\x00\x00\x00)", head):
+        return False  # UTF-16/32 XML without a byte order mark
+    return b"\x00" in head or head[:2] == b"\x1f\x8b"
+
+
+def _clean_text(text: str | None, limit: int | None = None) -> str | None:
+    """Collapse runs of spaces inside lines and blank lines between paragraphs."""
+    if not text:
+        return None
+    lines = (_SPACES_RE.sub(" ", line).strip() for line in text.split("\n"))
+    cleaned = _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
+    if limit is not None:
+        cleaned = cleaned[:limit]
+    return cleaned or None
+
+
+def _html_to_text(value: str | None, limit: int | None = None) -> str | None:
+    """Plain text of an HTML fragment; block elements become line breaks."""
+    if not value:
+        return None
+    if "<" not in value:
+        return _clean_text(html.unescape(value), limit)
+    try:
+        root = lxml.html.fragment_fromstring(value, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return _clean_text(html.unescape(re.sub(r"<[^>]*>", " ", value)), limit)
+    for element in list(root.iter(*_DROP_TAGS)):
+        element.drop_tree()
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in _BLOCK_TAGS:
+            element.tail = "\n" + (element.tail or "")
+            if element.tag.lower() != "br":
+                element.text = "\n" + (element.text or "")
+    return _clean_text(root.text_content(), limit)
+
+
+__all__ = ["Entry", "ParsedFeed", "parse_feed"]

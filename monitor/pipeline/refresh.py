@@ -1,0 +1,484 @@
+"""Refresh one feed: the pipeline line, in order.
+
+    fetch (conditional GET) → unchanged? → parse → canonicalise → known in bulk →
+    fetch each new page → extract (process pool) → store (dedup, match, alerts)
+
+``Refresher.refresh`` never raises for a feed's own trouble: every failure is classified
+once (``FetchError.kind``) and returned in the ``RefreshOutcome``, which the worker
+records on the feed. A page that cannot be had falls back to the entry's own content
+and says so in ``Article.extraction_note``.
+
+CPU-bound stages (feedparser, trafilatura) run in a ``CPUPool`` of processes created once
+per worker process; database work runs in one dedicated thread, so the event loop keeps
+the network busy and the archive's in-memory state (entity automaton, dedup index) is
+only ever touched by one thread.
+
+Crash safety: the feed's validators (ETag, Last-Modified, body hash) are returned, not
+written; the worker saves them only after every new entry was stored. A process killed
+half-way leaves the old validators, so the next poll fetches and parses again and the
+bulk URL check skips what was already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from monitor.config import Settings
+from monitor.db import session
+from monitor.errors import FetchError
+from monitor.pipeline.extract import Extracted, extract_html
+from monitor.pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult
+from monitor.pipeline.ingest import Archive, Candidate, StoreResult
+from monitor.pipeline.parse import Entry, ParsedFeed, parse_feed
+from monitor.pipeline.urls import canonical_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Failure kind of an unexpected exception (a bug, the database): recorded like the others.
+INTERNAL = "internal"
+
+
+# ------------------------------------------------------------------------ plain values
+
+
+@dataclass(frozen=True)
+class FeedSnapshot:
+    """What a refresh needs to know of a feed row: plain values, no session attached."""
+
+    id: int
+    name: str
+    url: str
+    interval: float  # seconds, the feed's own or the default
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    error_count: int = 0
+
+
+@dataclass
+class RefreshOutcome:
+    """What happened to one feed in one poll; the worker records it on the feed."""
+
+    feed_id: int
+    feed_name: str
+    status: str  # ok | not_modified | unchanged | error
+    entries_seen: int = 0
+    new_entries: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    fallbacks: int = 0  # new entries stored from the feed's own content
+    skipped: int = 0  # new entries with neither a usable page nor feed content
+    # The validators to save once everything is stored (None: keep the stored ones).
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    max_age: float | None = None
+    warning: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    elapsed: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "error"
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A new entry's page, extracted, or why it could not be used."""
+
+    extracted: Extracted | None
+    problem: str | None = None  # e.g. "http_404", "empty", "no link"
+
+
+@dataclass
+class _Tally:
+    stored: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    fallbacks: int = 0
+    skipped: int = 0
+    errors: list[BaseException] = field(default_factory=list)
+
+
+# ------------------------------------------------------------- work done in processes
+
+
+def _parse_job(body: bytes, url: str, content_type: str | None) -> tuple[Any, ...]:
+    """Parse and canonicalise in a pool process.
+
+    Returns tuples rather than raising: ``FetchError`` does not survive pickling (its
+    constructor takes keyword arguments), and a tuple keeps the pool's protocol plain.
+    """
+    try:
+        document = parse_feed(body, url=url, content_type=content_type)
+    except FetchError as exc:
+        return ("error", exc.kind, str(exc.args[0]) if exc.args else exc.kind)
+    urls = [canonical_url(e.url, base=url) if e.url else None for e in document.entries]
+    return ("ok", document, urls)
+
+
+def _extract_job(body: bytes, url: str) -> tuple[Extracted | None, str | None]:
+    try:
+        return extract_html(body, url=url, metadata=True), None
+    except Exception as exc:  # a page trafilatura chokes on is a page without text
+        return None, f"extraction failed ({type(exc).__name__})"
+
+
+def _warm_job() -> int:
+    time.sleep(0.05)  # long enough that concurrent calls need distinct processes
+    return os.getpid()
+
+
+class CPUPool:
+    """The process pool for parsing and extraction, created once per worker process.
+
+    ``workers=0`` means one process per CPU core. Processes are started by a fork
+    server (never forked from the threaded worker itself) that has the pipeline modules
+    imported already. Starting it takes seconds (imports), and the first submission
+    would block while it happens, so it starts in a background thread and calls wait
+    for it without blocking the event loop. A pool broken by a killed child is replaced.
+    """
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._starting = False
+
+    def start(self) -> None:
+        """Start the processes in the background (idempotent)."""
+        with self._lock:
+            if self._pool is not None or self._starting:
+                return
+            self._starting = True
+        threading.Thread(target=self._start, name="monitor-pool-start", daemon=True).start()
+
+    def _start(self) -> None:
+        pool: ProcessPoolExecutor | None = None
+        try:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            for future in [pool.submit(_warm_job) for _ in range(self.workers * 2)]:
+                future.result()
+        except BrokenProcessPool:
+            log.warning("the process pool broke while starting; it is replaced on first use")
+        except Exception:
+            log.exception("cannot start the process pool")
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        finally:
+            # Waiters are released whatever happened; without a pool they raise.
+            with self._lock:
+                self._pool, self._starting = pool, False
+            self._ready.set()
+
+    def warm_up(self) -> None:
+        """Start the processes and wait until they run."""
+        self.start()
+        self._ready.wait()
+
+    async def _executor(self) -> ProcessPoolExecutor:
+        self.start()
+        if not self._ready.is_set():
+            await asyncio.to_thread(self._ready.wait)
+        pool = self._pool
+        if pool is None:
+            self._ready.clear()  # try again on the next call
+            raise RuntimeError("the process pool could not be started")
+        return pool
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(await self._executor(), func, *args)
+        except BrokenProcessPool:
+            log.warning("the process pool broke (a process died); starting a new one")
+            self.close()
+            return await loop.run_in_executor(await self._executor(), func, *args)
+
+    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> tuple[ParsedFeed, list[str | None]]:
+        result = await self._run(_parse_job, body, url, content_type)
+        if result[0] == "error":
+            raise FetchError(result[1], result[2])
+        return result[1], result[2]
+
+    async def extract(self, body: bytes, *, url: str) -> tuple[Extracted | None, str | None]:
+        return await self._run(_extract_job, body, url)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            if not self._starting:
+                self._ready.clear()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------- the refresher
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _entry_url(feed: FeedSnapshot, entry: Entry, canonical: str | None) -> str:
+    """The article's identity: its canonical link, else a stable id under the feed."""
+    if canonical:
+        return canonical
+    digest = hashlib.sha256(entry.key.encode("utf-8")).hexdigest()[:20]
+    return f"{feed.url}#entry-{digest}"
+
+
+def _is_synthetic(url: str) -> bool:
+    # Canonical URLs carry no fragment, so a fragment marks an entry without a link.
+    return "#entry-" in url
+
+
+def _is_html(content_type: str | None) -> bool:
+    return content_type is None or any(t in content_type.lower() for t in ("html", "xml", "text/plain"))
+
+
+def _problem(exc: FetchError) -> str:
+    """``http_404`` rather than ``http_4xx`` where the status is known: more telling in a note."""
+    status = re.match(r"HTTP (\d{3})\b", str(exc.args[0]) if exc.args else "")
+    return f"http_{status.group(1)}" if exc.kind.startswith("http_") and status else exc.kind
+
+
+def _fallback_text(entry: Entry) -> str | None:
+    texts = [t.strip() for t in (entry.content, entry.summary) if t and t.strip()]
+    return max(texts, key=len) if texts else None
+
+
+class Refresher:
+    """Refreshes feeds with shared machinery: fetcher, process pool, archive, DB thread."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: sa.Engine,
+        fetcher: Fetcher,
+        pool: CPUPool,
+        archive: Archive | None = None,
+        db_executor: Executor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.fetcher = fetcher
+        self.pool = pool
+        self.archive = archive or Archive(settings)
+        self._own_db_executor = db_executor is None
+        self.db_executor = db_executor or ThreadPoolExecutor(1, thread_name_prefix="monitor-db")
+        # Pages being fetched right now, so two feeds carrying one story fetch it once.
+        self._inflight: dict[str, asyncio.Future[StoreResult | None]] = {}
+
+    async def db(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.db_executor, func, *args)
+
+    def close(self) -> None:
+        if self._own_db_executor:
+            self.db_executor.shutdown(wait=True)
+
+    async def refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
+        """Poll ``feed`` once; failures come back classified in the outcome."""
+        started = time.monotonic()
+        try:
+            outcome = await self._refresh(feed)
+        except FetchError as exc:
+            outcome = RefreshOutcome(
+                feed.id,
+                feed.name,
+                "error",
+                error_kind=exc.kind,
+                error_message=str(exc.args[0]) if exc.args else exc.kind,
+                retry_after=exc.retry_after,
+            )
+        except Exception as exc:  # a bug or the database: recorded, never fatal
+            log.exception("feed %s: unexpected failure", feed.name)
+            outcome = RefreshOutcome(
+                feed.id, feed.name, "error", error_kind=INTERNAL, error_message=f"{type(exc).__name__}: {exc}"
+            )
+        outcome.elapsed = time.monotonic() - started
+        return outcome
+
+    async def _refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
+        result = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+        if result.not_modified:
+            return self._quiet(feed, "not_modified", result, feed.body_hash)
+        assert result.body is not None
+        digest = body_hash(result.body)
+        if digest == feed.body_hash:
+            # The server ignores conditional requests but sent the same bytes again.
+            return self._quiet(feed, "unchanged", result, digest)
+        document, urls = await self.pool.parse(result.body, url=result.url, content_type=result.content_type)
+        entries = self._entries(feed, document, urls)
+        known = await self.db(self._known_urls, list(entries))
+        new = {url: entry for url, entry in entries.items() if url not in known}
+        tally = await self._ingest_all(feed, new)
+        if tally.errors:
+            # Keep the old validators: what was not stored is tried again next time.
+            raise tally.errors[0]
+        return RefreshOutcome(
+            feed.id,
+            feed.name,
+            "ok",
+            entries_seen=len(document.entries),
+            new_entries=len(new),
+            stored=tally.stored,
+            duplicates=tally.duplicates,
+            alerts=tally.alerts,
+            fallbacks=tally.fallbacks,
+            skipped=tally.skipped,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=digest,
+            max_age=result.max_age,
+            warning=document.warning,
+        )
+
+    @staticmethod
+    def _quiet(feed: FeedSnapshot, status: str, result: FetchResult, digest: str | None) -> RefreshOutcome:
+        return RefreshOutcome(
+            feed.id,
+            feed.name,
+            status,
+            etag=result.etag or feed.etag,
+            last_modified=result.last_modified or feed.last_modified,
+            body_hash=digest,
+            max_age=result.max_age,
+        )
+
+    @staticmethod
+    def _entries(feed: FeedSnapshot, document: ParsedFeed, urls: list[str | None]) -> dict[str, Entry]:
+        """Entries by article URL; an entry listed twice counts once (the first)."""
+        entries: dict[str, Entry] = {}
+        for entry, canonical in zip(document.entries, urls, strict=True):
+            entries.setdefault(_entry_url(feed, entry, canonical), entry)
+        return entries
+
+    def _known_urls(self, urls: list[str]) -> set[str]:
+        with session(self.engine) as db:
+            return self.archive.known_urls(db, urls)
+
+    def _store(self, candidate: Candidate) -> StoreResult:
+        with session(self.engine) as db:
+            return self.archive.store(db, candidate)
+
+    # ------------------------------------------------------------------- new entries
+
+    async def _ingest_all(self, feed: FeedSnapshot, new: dict[str, Entry]) -> _Tally:
+        tally = _Tally()
+        results = await asyncio.gather(
+            *(self._ingest(feed, url, entry, tally) for url, entry in new.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                tally.errors.append(result)
+        return tally
+
+    async def _ingest(self, feed: FeedSnapshot, url: str, entry: Entry, tally: _Tally) -> None:
+        shared = self._inflight.get(url)
+        if shared is not None:
+            # Another feed of this process is storing the same story right now.
+            await asyncio.shield(shared)
+            return
+        future: asyncio.Future[StoreResult | None] = asyncio.get_running_loop().create_future()
+        self._inflight[url] = future
+        try:
+            result = await self._fetch_extract_store(feed, url, entry, tally)
+        except BaseException:
+            future.set_result(None)
+            raise
+        else:
+            future.set_result(result)
+        finally:
+            self._inflight.pop(url, None)
+        if result is not None and result.created:
+            tally.stored += 1
+            tally.duplicates += bool(result.duplicate_of)
+            tally.alerts += result.alerts
+
+    async def _fetch_extract_store(
+        self, feed: FeedSnapshot, url: str, entry: Entry, tally: _Tally
+    ) -> StoreResult | None:
+        page = await self._page(url, entry)
+        candidate = self._candidate(feed, url, entry, page)
+        if candidate is None:
+            tally.skipped += 1
+            log.info("feed %s: %s: page %s and no text in the feed; skipped", feed.name, url, page.problem)
+            return None
+        tally.fallbacks += candidate.extraction_note is not None
+        return await self.db(self._store, candidate)
+
+    async def _page(self, url: str, entry: Entry) -> _Page:
+        if _is_synthetic(url):
+            return _Page(None, "no link")
+        try:
+            result = await self.fetcher.fetch(url, accept=PAGE_ACCEPT)
+        except FetchError as exc:
+            return _Page(None, _problem(exc))
+        if not result.body or not _is_html(result.content_type):
+            return _Page(None, "empty" if not result.body else "not_html")
+        extracted, problem = await self.pool.extract(result.body, url=result.url)
+        if extracted is None:
+            return _Page(None, problem or "empty")
+        return _Page(extracted)
+
+    @staticmethod
+    def _candidate(feed: FeedSnapshot, url: str, entry: Entry, page: _Page) -> Candidate | None:
+        extracted = page.extracted
+        note = None
+        if extracted is None:
+            text = _fallback_text(entry)
+            if text is None:
+                return None
+            extracted = Extracted(text=text)
+            reason = page.problem if page.problem == "no link" else f"page {page.problem}"
+            note = f"{reason}; feed content used"
+        return Candidate(
+            url=url,
+            text=extracted.text,
+            title=extracted.title or entry.title,
+            author=extracted.author or entry.author,
+            language=extracted.language,
+            published_at=extracted.published_at or entry.published_at,
+            feed_id=feed.id,
+            source="feed",
+            extraction_note=note,
+        )
+
+
+__all__ = [
+    "CPUPool",
+    "FeedSnapshot",
+    "INTERNAL",
+    "RefreshOutcome",
+    "Refresher",
+    "body_hash",
+]

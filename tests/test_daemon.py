@@ -1,0 +1,149 @@
+"""The daemon and crash safety, as real processes: `monitor run`, SIGTERM, kill -9."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bench.feedsite import FEED_TYPES, Item, article_page, rss20, story
+from conftest import ROOT
+from monitor.models import Alert, Article, Feed
+from servers import HTTPServer, Response
+
+MONITOR = str(Path(sys.executable).parent / "monitor")
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    with HTTPServer() as server:
+        yield server
+
+
+def write_config(config_file: Callable[..., Path], database_url: str, server: HTTPServer, **poll: object) -> Path:
+    settings = {
+        "database_url": database_url,
+        "seeds_dir": str(ROOT / "seeds"),
+        "poll": {"allow_private_networks": True, "per_host": 20, "extract_workers": 1, **poll},
+        "feeds": [{"name": "Wire", "url": server.url("/feed"), "interval": poll.get("interval", "10m")}],
+        "alerts": {"webhooks": [{"name": "desk", "url": server.url("/hook"), "secret": "s3cret"}]},
+    }
+    return config_file(json.dumps(settings))
+
+
+def serve_site(server: HTTPServer, pages: int, *, slow: set[int] = frozenset(), delay: float = 30.0) -> None:
+    items = [Item(f"Story {n}", server.url(f"/p/{n}")) for n in range(pages)]
+    server.route("/feed", Response(rss20(items), headers={"Content-Type": FEED_TYPES["rss20"]}))
+    for n in range(pages):
+        body = article_page(f"Story {n}", story(f"Almaty story {n}", 8))
+        server.route(f"/p/{n}", Response(body, headers={"Content-Type": "text/html"}, delay=delay if n in slow else 0))
+    server.route("/hook", Response(b"ok"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def count(engine: sa.Engine, table: type, *where: object) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def feed_state(engine: sa.Engine) -> sa.Row:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(Feed)).one()
+
+
+@pytest.fixture
+def sqlite_url(fresh_database_url: Callable[[str], str]) -> Iterator[tuple[str, sa.Engine]]:
+    url = fresh_database_url("sqlite")
+    engine = sa.create_engine(url)
+    yield url, engine
+    engine.dispose()
+
+
+def test_the_daemon_polls_on_the_interval_and_stops_on_sigterm(
+    sqlite_url: tuple[str, sa.Engine], config_file: Callable[..., Path], server: HTTPServer
+) -> None:
+    url, engine = sqlite_url
+    serve_site(server, 2)
+    config = write_config(config_file, url, server, interval="1s", tick="0.3s", shutdown_grace="3s")
+    daemon = subprocess.Popen([MONITOR, "--config", str(config), "run"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(server.hits("/feed")) >= 3, 90, "three polls of the feed")
+        daemon.send_signal(signal.SIGTERM)
+        _out, log = daemon.communicate(timeout=15)
+    finally:
+        daemon.kill()
+    assert daemon.returncode == 0, log
+    assert "feed 'Wire': ok, 2 entries, 2 new, 2 stored" in log
+    assert "feed 'Wire': unchanged" in log  # polled again on its interval
+    assert "stopped" in log and "Traceback" not in log
+    assert count(engine, Article) == 2 and [len(server.hits(f"/p/{n}")) for n in range(2)] == [1, 1]
+    assert feed_state(engine).lease_owner is None
+
+
+def test_sigterm_during_a_poll_exits_within_the_grace_period_with_nothing_half_stored(
+    sqlite_url: tuple[str, sa.Engine], config_file: Callable[..., Path], server: HTTPServer
+) -> None:
+    url, engine = sqlite_url
+    serve_site(server, 4, slow={2, 3}, delay=60)
+    config = write_config(config_file, url, server, tick="0.3s", shutdown_grace="2s", timeout="90s")
+    daemon = subprocess.Popen([MONITOR, "--config", str(config), "run"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(server.hits("/p/3")) == 1 and count(engine, Article) == 2, 90, "the slow pages")
+        stopped_at = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        _out, log = daemon.communicate(timeout=30)
+        took = time.monotonic() - stopped_at
+    finally:
+        daemon.kill()
+    assert daemon.returncode == 0, log
+    assert took < 2 + 6, took  # the grace period, plus start-up of the shutdown
+    assert "abandoned 1 feed poll(s)" in log
+    assert count(engine, Article) == 2  # the two fast pages; the slow ones not at all
+    feed = feed_state(engine)
+    # The poll did not finish: no validators saved, still due, no lease held.
+    assert (feed.lease_owner, feed.body_hash, feed.last_polled_at) == (None, None, None)
+
+
+def test_kill_9_mid_poll_then_poll_again_stores_every_article_exactly_once(
+    fresh_database_url: Callable[[str], str], config_file: Callable[..., Path], server: HTTPServer
+) -> None:
+    url = fresh_database_url("sqlite")
+    engine = sa.create_engine(url)
+    serve_site(server, 8, slow={5, 6, 7}, delay=60)
+    config = write_config(config_file, url, server, timeout="90s")
+    first = subprocess.Popen([MONITOR, "--config", str(config), "poll"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: count(engine, Article) == 5 and len(server.hits("/p/7")) == 1, 90, "five stored articles")
+        first.kill()  # SIGKILL: no clean-up at all
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    assert feed_state(engine).lease_owner is not None  # left behind by the dead process
+
+    serve_site(server, 8)  # the slow pages answer now
+    second = subprocess.run([MONITOR, "--config", str(config), "poll", "--json"], capture_output=True, text=True, timeout=120)
+
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert (report["feeds"]["ok"], report["new_entries"], report["articles"]["stored"]) == (1, 3, 3)
+    with engine.connect() as connection:
+        urls = connection.execute(sa.select(Article.url)).scalars().all()
+    assert sorted(urls) == sorted(server.url(f"/p/{n}") for n in range(8))
+    assert [len(server.hits(f"/p/{n}")) for n in range(5)] == [1] * 5  # known, not fetched again
+    assert count(engine, Alert) == 8  # one per article and channel, none twice
+    assert feed_state(engine).lease_owner is None
+    engine.dispose()

@@ -1,0 +1,334 @@
+"""One poll of real feeds from a real HTTP server into a real archive (SQLite and PostgreSQL).
+
+Feeds in every format, conditional GET, unchanged bodies, failures of every kind with
+back-off and recovery, Retry-After, the same story in two feeds, page fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from bench.feedsite import FEED_TYPES, RENDER, Item, article_page, rss20, story
+from conftest import SEEDS_DIR
+from monitor.config import Settings
+from monitor.db import session
+from monitor.models import Alert, Article, Feed, Fingerprint, Mention, utcnow
+from monitor.pipeline.ingest import Archive
+from monitor.pipeline.refresh import CPUPool
+from monitor.seeds import load_seeds
+from monitor.worker import CycleReport, Worker, sync_feeds
+from servers import HTTPServer, Request, Response
+
+SEED_TEXT = (SEEDS_DIR / "001_73071e9b10a78990.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[CPUPool]:
+    """One process pool for the module, as one worker process keeps one."""
+    pool = CPUPool(workers=2)
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    with HTTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def configure(make_settings: Callable[..., Settings], database_url: str, server: HTTPServer) -> Callable[..., Settings]:
+    """Settings polling ``feeds`` (name → path on the test server, or a URL) on the test database."""
+
+    def make(feeds: dict[str, str], **poll: Any) -> Settings:
+        return make_settings(
+            database_url=database_url,
+            poll={"allow_private_networks": True, "timeout": "2s", "per_host": 8, "interval": "10m", **poll},
+            feeds=[{"name": n, "url": p if p.startswith("http") else server.url(p)} for n, p in feeds.items()],
+            alerts={"webhooks": [{"name": "desk", "url": server.url("/hook"), "secret": "s3cret"}]},
+        )
+
+    return make
+
+
+def poll(settings: Settings, engine: sa.Engine, pool: CPUPool, **kwargs: Any) -> CycleReport:
+    """Sync the configured feeds and run one cycle, as ``monitor poll`` does."""
+    sync_feeds(engine, settings.feeds)
+
+    async def cycle() -> CycleReport:
+        async with Worker(settings, engine, pool=pool, rng=random.Random(7)) as worker:
+            return await worker.poll_cycle(**kwargs)
+
+    return asyncio.run(cycle())
+
+
+def load_seed_corpus(engine: sa.Engine, settings: Settings) -> None:
+    with session(engine) as db:
+        load_seeds(db, SEEDS_DIR, Archive(settings).index)
+        db.commit()
+
+
+def feed_row(engine: sa.Engine, name: str) -> Feed:
+    with session(engine) as db:
+        return db.exec(select(Feed).where(Feed.name == name)).one()
+
+
+def articles(engine: sa.Engine) -> list[Article]:
+    with session(engine) as db:
+        return list(db.exec(select(Article).order_by(Article.id)).all())
+
+
+def serve_feed(server: HTTPServer, path: str, body: str, kind: str = "rss20", **headers: str) -> None:
+    extra = {name.replace("_", "-"): value for name, value in headers.items()}
+    server.route(path, Response(body=body, headers={"Content-Type": FEED_TYPES[kind], **extra}))
+
+
+def serve_page(server: HTTPServer, path: str, title: str, text: str, **kwargs: Any) -> None:
+    server.route(path, Response(body=article_page(title, text, **kwargs), headers={"Content-Type": "text/html"}))
+
+
+# ------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.parametrize("kind", ["rss20", "atom", "rss10", "json"])
+def test_every_format_stores_extracted_deduplicated_tagged_articles(
+    kind: str, configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    news, copy = server.url(f"/{kind}/almaty?utm_source=feed"), server.url(f"/{kind}/copy")
+    serve_page(server, f"/{kind}/almaty", "Floods in Almaty", story(f"Almaty {kind}"), author="A. Writer")
+    serve_page(server, f"/{kind}/copy", "Republished", SEED_TEXT)
+    items = [
+        Item("Floods in Almaty", news, summary="Short summary."),
+        Item("Copy of a known story", copy, summary="Another summary."),
+    ]
+    serve_feed(server, "/feed", RENDER[kind](items, link=server.url("/")), kind)
+    settings = configure({"Wire": "/feed"})
+    load_seed_corpus(engine, settings)
+
+    report = poll(settings, engine, pool)
+
+    assert (report.polled, report.ok, report.stored, report.duplicates) == (1, 1, 2, 1)
+    stored = {a.url: a for a in articles(engine)}
+    assert set(stored) == {server.url(f"/{kind}/almaty"), copy}  # tracking parameter dropped
+    original, duplicate = stored[server.url(f"/{kind}/almaty")], stored[copy]
+    assert "Almaty" in original.text and "Related" not in original.text and "Home" not in original.text
+    assert not original.is_duplicate and original.extraction_note is None
+    assert original.title == "Floods in Almaty" and original.feed_id == feed_row(engine, "Wire").id
+    assert duplicate.is_duplicate and duplicate.duplicate_of_seed_id is not None
+    with session(engine) as db:
+        entities = set(db.exec(select(Mention.entity).where(Mention.article_id == original.id)).all())
+        alerts = db.exec(select(Alert.article_id)).all()
+    assert "Almaty" in entities
+    assert alerts == [original.id]  # duplicates never alert
+    feed = feed_row(engine, "Wire")
+    assert (feed.status, feed.entries_seen, feed.articles_stored, feed.error_count) == ("ok", 2, 2, 0)
+
+
+def test_a_second_poll_stores_only_new_entries(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    first = [Item(f"Story {n}", server.url(f"/s/{n}"), summary=story(f"first {n}", 3)) for n in range(3)]
+    for n in range(4):
+        serve_page(server, f"/s/{n}", f"Story {n}", story(f"page {n}"))
+    serve_feed(server, "/feed", rss20(first))
+    settings = configure({"Wire": "/feed"})
+    assert poll(settings, engine, pool).stored == 3
+
+    serve_feed(server, "/feed", rss20([Item("Story 3", server.url("/s/3"))] + first))
+    report = poll(settings, engine, pool)
+
+    assert (report.entries_seen, report.new_entries, report.stored) == (4, 1, 1)
+    assert [len(server.hits(f"/s/{n}")) for n in range(4)] == [1, 1, 1, 1]
+    assert feed_row(engine, "Wire").articles_stored == 4
+
+
+def test_the_same_story_in_two_feeds_is_stored_once(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    serve_page(server, "/story", "Shared story", story("shared"))
+    serve_page(server, "/only-b", "Only in B", story("only b"))
+    serve_feed(server, "/a", rss20([Item("Shared", server.url("/story?utm_source=a"))]))
+    serve_feed(server, "/b", rss20([Item("Shared", server.url("/story?utm_medium=rss#top")), Item("B", server.url("/only-b"))]))
+    settings = configure({"A": "/a", "B": "/b"})
+
+    report = poll(settings, engine, pool)
+
+    assert sorted(a.url for a in articles(engine)) == [server.url("/only-b"), server.url("/story")]
+    assert report.stored == 2 and report.duplicates == 0
+    assert len(server.hits("/story")) == 1  # fetched once although both feeds carry it
+
+
+def test_a_missing_page_falls_back_to_the_feed_content_with_a_note(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    summary = story("fallback summary", 4)
+    items = [
+        Item("Gone", server.url("/gone"), summary=summary, author="Feed Author"),
+        Item("No link", None, content="<p>" + story("no link content", 3) + "</p>", guid="urn:x:1"),
+        Item("Nothing at all", server.url("/empty-too")),
+    ]
+    serve_feed(server, "/feed", rss20(items))
+    settings = configure({"Wire": "/feed"})
+
+    report = poll(settings, engine, pool)
+
+    assert (report.stored, report.from_feed_content, report.skipped) == (2, 2, 1)
+    no_link, gone = sorted(articles(engine), key=lambda a: "#" not in a.url)
+    assert gone.url == server.url("/gone") and gone.text == summary
+    assert gone.extraction_note == "page http_404; feed content used"
+    assert (gone.title, gone.author, gone.published_at) == ("Gone", "Feed Author", items[0].published)
+    assert no_link.url.startswith(server.url("/feed") + "#entry-")
+    assert no_link.extraction_note == "no link; feed content used"
+    assert "no link content" in no_link.text
+
+
+# ----------------------------------------------------------- conditional and unchanged
+
+
+def test_not_modified_means_no_parsing_and_no_page_fetches(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    body = rss20([Item("One", server.url("/one"))])
+
+    def conditional(request: Request) -> Response:
+        if request.header("if-none-match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body=body, headers={"Content-Type": FEED_TYPES["rss20"], "ETag": '"v1"'})
+
+    server.route("/feed", conditional)
+    serve_page(server, "/one", "One", story("one"))
+    settings = configure({"Wire": "/feed"})
+    poll(settings, engine, pool)
+
+    report = poll(settings, engine, pool)
+
+    assert (report.not_modified, report.entries_seen, report.stored) == (1, 0, 0)
+    assert [r.header("if-none-match") for r in server.hits("/feed")] == [None, '"v1"']
+    assert len(server.hits("/one")) == 1
+    feed = feed_row(engine, "Wire")
+    assert (feed.status, feed.etag, feed.entries_seen) == ("ok", '"v1"', 1)
+
+
+def test_an_unchanged_body_is_not_parsed_again_when_the_server_ignores_validators(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    serve_feed(server, "/feed", rss20([Item("One", server.url("/one"))]), Last_Modified="Sat, 06 Jan 2024 10:00:00 GMT")
+    serve_page(server, "/one", "One", story("one"))
+    settings = configure({"Wire": "/feed"})
+    poll(settings, engine, pool)
+    stored_hash = feed_row(engine, "Wire").body_hash
+
+    report = poll(settings, engine, pool)
+
+    assert (report.unchanged, report.entries_seen) == (1, 0)
+    assert server.hits("/feed")[1].header("if-modified-since") == "Sat, 06 Jan 2024 10:00:00 GMT"
+    assert len(server.hits("/one")) == 1
+    assert stored_hash and feed_row(engine, "Wire").body_hash == stored_hash
+
+
+# ------------------------------------------------------------------- failures, back-off
+
+
+FAILURES: dict[str, tuple[Response | None, str]] = {
+    "/e500": (Response(b"oops", status=500), "http_5xx"),
+    "/e404": (Response(b"missing", status=404), "http_4xx"),
+    "/e429": (Response(b"slow down", status=429), "http_429"),
+    "/html": (Response(b"<html><body><p>Just a page</p></body></html>", headers={"Content-Type": "text/html"}), "not_a_feed"),
+    "/big": (Response(b"<rss>" + b"x" * 5000 + b"</rss>", headers={"Content-Type": "application/rss+xml"}), "too_large"),
+    "/loop": (Response(status=302, headers={"Location": "/loop2"}), "too_many_redirects"),
+    "/slow": (Response(rss20([]), delay=3.0, headers={"Content-Type": "application/rss+xml"}), "timeout"),
+}
+
+
+def test_each_failure_is_recorded_backed_off_and_recovers(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    for path, (response, _kind) in FAILURES.items():
+        server.route(path, response)  # type: ignore[arg-type]
+    server.route("/loop2", Response(status=302, headers={"Location": "/loop"}))
+    feeds = {path.strip("/"): path for path in FAILURES}
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        feeds["refused"] = f"http://127.0.0.1:{unused.getsockname()[1]}/feed"  # nothing listens
+    settings = configure(feeds, timeout="1s", max_bytes=2048, interval="10m", max_backoff="25m")
+
+    first_at = utcnow()
+    report = poll(settings, engine, pool)
+
+    assert report.failed == len(feeds)
+    kinds = {e["feed"]: e["kind"] for e in report.errors}
+    assert kinds == {path.strip("/"): kind for path, (_r, kind) in FAILURES.items()} | {"refused": "connect"}
+    for name in feeds:
+        feed = feed_row(engine, name)
+        assert (feed.status, feed.error_count, feed.error_kind) == ("error", 1, kinds[name])
+        assert feed.error_message and feed.last_success_at is None
+        wait = (feed.next_poll_at - first_at).total_seconds()
+        assert 0.8 * 600 - 1 <= wait <= 600 + 60, name  # first failure: about one interval
+
+    second_at = utcnow()
+    poll(settings, engine, pool)
+    poll(settings, engine, pool)
+    for name in feeds:
+        feed = feed_row(engine, name)
+        assert feed.error_count == 3
+        wait = (feed.next_poll_at - second_at).total_seconds()
+        # Third failure: 4 × 10 min, capped at max_backoff (25 min) with jitter below it.
+        assert 0.8 * 1500 - 5 <= wait <= 1500 + 60, name
+
+    good = rss20([])
+    for path in [*FAILURES, "/loop2"]:
+        server.route(path, Response(good, headers={"Content-Type": "application/rss+xml"}))
+    recovered = {n: u for n, u in feeds.items() if n != "refused"}
+    report = poll(configure(recovered), engine, pool)
+    assert report.ok == len(recovered) and report.failed == 0
+    for name in recovered:
+        feed = feed_row(engine, name)
+        assert (feed.status, feed.error_count, feed.error_kind, feed.error_message) == ("ok", 0, None, None)
+        assert feed.last_success_at is not None
+    assert not feed_row(engine, "refused").active  # removed from the configuration
+
+
+def test_retry_after_and_max_age_hold_the_feed_back(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    server.route("/busy", Response(b"busy", status=503, headers={"Retry-After": "7200"}))
+    serve_feed(server, "/cached", rss20([]), Cache_Control="public, max-age=5400")
+    settings = configure({"Busy": "/busy", "Cached": "/cached"}, interval="10m")
+    before = utcnow()
+    poll(settings, engine, pool)
+
+    busy, cached = feed_row(engine, "Busy"), feed_row(engine, "Cached")
+    assert busy.error_kind == "http_5xx" and busy.error_count == 1
+    assert busy.not_before >= before + timedelta(seconds=7200)
+    assert busy.next_poll_at >= busy.not_before  # longer than the 10 min back-off
+    assert cached.status == "ok" and cached.not_before >= before + timedelta(seconds=5400)
+    assert cached.next_poll_at >= cached.not_before
+
+    report = poll(settings, engine, pool)  # even `monitor poll` waits for them
+    assert report.polled == 0
+    assert len(server.hits("/busy")) == 1 and len(server.hits("/cached")) == 1
+
+
+def test_a_feed_removed_from_the_configuration_keeps_its_articles(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    serve_page(server, "/one", "One", story("kept"))
+    serve_feed(server, "/feed", rss20([Item("One", server.url("/one"))]))
+    poll(configure({"Wire": "/feed"}), engine, pool)
+
+    report = poll(configure({}), engine, pool)
+
+    assert report.polled == 0 and not feed_row(engine, "Wire").active
+    assert [a.feed_id for a in articles(engine)] == [feed_row(engine, "Wire").id]
+    with session(engine) as db:
+        assert db.exec(select(sa.func.count()).select_from(Fingerprint)).one() > 0
