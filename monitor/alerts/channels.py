@@ -1,0 +1,71 @@
+"""What a channel is to the outbox: its routing, its digest window, how it fails.
+
+A channel is one configured destination (``EmailSettings`` or ``WebhookSettings``);
+its ``key`` ("email", "webhook:<name or url>") names it in the outbox and must stay
+stable across restarts. Senders raise ``DeliveryError`` and nothing else: every
+third-party failure (smtplib, ssl, httpx, sockets) is classified once, in the sender,
+into one of three kinds:
+
+    DeliveryError(kind)
+    ├── "transient"   try again later (timeouts, refused connections, 5xx, 429, SMTP 4xx)
+    ├── "permanent"   the message will never be taken (other 4xx, SMTP 5xx)
+    └── "gone"        the endpoint was removed (HTTP 410): the channel is disabled
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from monitor.alerts.payloads import Message
+from monitor.config import EmailSettings, WebhookSettings
+from monitor.errors import MonitorError
+
+ChannelSettings = EmailSettings | WebhookSettings
+FailureKind = Literal["transient", "permanent", "gone"]
+
+
+class DeliveryError(MonitorError):
+    """A channel did not take a message; ``kind`` says whether to try again."""
+
+    def __init__(self, kind: FailureKind, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    """Delivers messages to one channel."""
+
+    def send(self, message: Message) -> str | None:
+        """Deliver ``message``; return a note worth keeping (or None); raise DeliveryError."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def new_message_id() -> str:
+    """A fresh id: random, so ids never repeat across databases or re-installs."""
+    return "msg_" + secrets.token_hex(16)
+
+
+def wants(channel: ChannelSettings, entities: Iterable[str]) -> bool:
+    """Whether ``channel`` takes an alert mentioning ``entities``."""
+    if channel.entities is None:
+        return True
+    wanted = {e.casefold() for e in channel.entities}
+    return any(e.casefold() in wanted for e in entities)
+
+
+def digest_window_end(moment: datetime, interval: float) -> datetime:
+    """The end of the digest window holding ``moment``.
+
+    Windows are aligned on the Unix epoch (``1h`` ends on the hour, ``1d`` at midnight
+    UTC), so every process and every restart agrees on them.
+    """
+    seconds = moment.timestamp()
+    end = (math.floor(seconds / interval) + 1) * interval
+    return datetime.fromtimestamp(end, UTC)

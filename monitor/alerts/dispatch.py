@@ -1,0 +1,515 @@
+"""The dispatcher: sends due alerts from the outbox, one channel at a time, in order.
+
+A delivery round (``deliver_due``) takes each configured channel in turn:
+
+1. **Claim the channel.** On PostgreSQL, its ``alert_channel`` row is locked with
+   ``SELECT … FOR UPDATE SKIP LOCKED`` for the whole round, so two daemons never work
+   on the same channel at once (the other one skips it) and the lock dies with a
+   crashed process. The lock is per channel rather than per alert because a channel's
+   alerts go out in order. SQLite has one writer anyway: a file lock beside the
+   database keeps a second process (``monitor poll`` next to ``monitor run``) out.
+2. **Take the oldest pending alert.** If it is not due (in back-off, or its digest
+   window is still open), the channel waits: newer alerts never overtake it.
+3. **Fix its message id and commit** before the first attempt. A digest gathers every
+   due alert of the channel under one id. From then on the message is re-sent with
+   the same id (``webhook-id`` / ``Message-ID``) until it is marked sent.
+4. **Send, then mark sent and commit.** A crash before the mark re-sends the same
+   message; receivers drop the repeated id.
+
+Failures: transient ones back off exponentially with jitter (or as ``Retry-After``
+says) until ``alerts.give_up_after`` has passed since the alert was queued; permanent
+ones mark the alert failed with the reason; HTTP 410 disables the channel (its alerts
+stay pending until ``monitor alerts retry`` re-enables it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor.alerts.channels import (
+    ChannelSettings,
+    DeliveryError,
+    Sender,
+    new_message_id,
+)
+from monitor.alerts.email import EmailSender
+from monitor.alerts.outbox import ensure_channels
+from monitor.alerts.payloads import (
+    CREATED,
+    DIGEST,
+    ArticleAlert,
+    ArticleRef,
+    MentionRef,
+    Message,
+    distinct_mentions,
+    sample_message,
+)
+from monitor.alerts.webhook import WebhookSender
+from monitor.config import AlertSettings, EmailSettings, Settings
+from monitor.db import session as open_session
+from monitor.models import Alert, AlertChannel, Article, Feed, Mention, utcnow
+
+log = logging.getLogger(__name__)
+
+# Bounds of one round, so a large backlog cannot hold a channel (or the daemon) for long.
+MAX_MESSAGES_PER_ROUND = 100
+MAX_DIGEST_ITEMS = 200
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery round did."""
+
+    sent: int = 0  # alerts delivered
+    messages: int = 0  # e-mails and webhook calls that succeeded
+    retrying: int = 0  # alerts put into back-off
+    failed: int = 0  # alerts marked failed
+    disabled: list[str] = field(default_factory=list)  # channels disabled (410)
+    busy: list[str] = field(default_factory=list)  # channels another dispatcher held
+    errors: list[str] = field(default_factory=list)  # "channel: reason"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "messages": self.messages,
+            "retrying": self.retrying,
+            "failed": self.failed,
+            "disabled": self.disabled,
+            "busy": self.busy,
+            "errors": self.errors,
+        }
+
+    def summary(self) -> str:
+        text = (
+            f"alerts: {self.sent} sent in {self.messages} messages, "
+            f"{self.retrying} retrying, {self.failed} failed"
+        )
+        if self.disabled:
+            text += f"; disabled: {', '.join(self.disabled)}"
+        if self.busy:
+            text += f"; busy elsewhere: {', '.join(self.busy)}"
+        return text
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off with jitter: ``initial``·2ⁿ, capped, times 0.5–1."""
+
+    initial: float
+    maximum: float
+    give_up_after: float
+
+    @classmethod
+    def from_settings(cls, alerts: AlertSettings) -> RetryPolicy:
+        return cls(alerts.retry_initial, alerts.retry_max, alerts.give_up_after)
+
+    def delay(self, attempts: int, rng: random.Random, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return max(retry_after, 1.0)
+        ceiling = min(self.maximum, self.initial * 2 ** max(attempts - 1, 0))
+        return rng.uniform(ceiling / 2, ceiling)
+
+
+def build_senders(settings: Settings) -> dict[str, Sender]:
+    senders: dict[str, Sender] = {}
+    for channel in settings.alerts.channels:
+        if isinstance(channel, EmailSettings):
+            senders[channel.key] = EmailSender(channel)
+        else:
+            senders[channel.key] = WebhookSender(channel, user_agent=settings.poll.user_agent)
+    return senders
+
+
+def deliver_due(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    senders: Mapping[str, Sender] | None = None,
+    rng: random.Random | None = None,
+) -> DeliveryReport:
+    """Send every due alert of every configured channel; one round."""
+    report = DeliveryReport()
+    channels = settings.alerts.channels
+    if not channels:
+        return report
+    now = now or utcnow()
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    with open_session(engine) as session:
+        ensure_channels(session, keys=[c.key for c in channels])
+        session.commit()
+    own = senders is None
+    active = dict(senders) if senders is not None else build_senders(settings)
+    round_ = _Round(engine, settings, now, rng or random.Random(), report)
+    try:
+        with _process_lock(engine) as acquired:
+            if not acquired:
+                report.busy = [c.key for c in channels]
+                return report
+            for channel in channels:
+                round_.deliver_channel(channel, active[channel.key])
+    finally:
+        if own:
+            for sender in active.values():
+                sender.close()
+    return report
+
+
+# ------------------------------------------------------------------------------ locks
+
+
+@contextlib.contextmanager
+def _process_lock(engine: Engine) -> Iterator[bool]:
+    """On SQLite, one dispatching process at a time (a lock file beside the database)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield True
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield True
+        return
+    with open(Path(database).with_name(Path(database).name + ".alerts.lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _ChannelHold:
+    """The right to deliver one channel, and its state row.
+
+    On PostgreSQL the state row stays locked in ``session``'s transaction until
+    ``release``; state changes ride on that transaction. On SQLite (already exclusive
+    through the process lock) each change commits at once, so no read transaction is
+    left open across network calls.
+    """
+
+    def __init__(self, session: Session, state: AlertChannel, *, locked: bool) -> None:
+        self.session = session
+        self.state = state
+        self.locked = locked
+
+    def save(self) -> None:
+        self.session.add(self.state)
+        if self.locked:
+            self.session.flush()
+        else:
+            self.session.commit()
+
+    def release(self) -> None:
+        self.session.commit()
+
+
+@contextlib.contextmanager
+def _hold_channel(engine: Engine, key: str) -> Iterator[_ChannelHold | None]:
+    locked = engine.dialect.name == "postgresql"
+    with open_session(engine) as session:
+        query = select(AlertChannel).where(AlertChannel.key == key)
+        if locked:
+            query = query.with_for_update(skip_locked=True)
+        state = session.exec(query).first()
+        if state is None:
+            yield None
+            return
+        if not locked:
+            session.commit()
+        hold = _ChannelHold(session, state, locked=locked)
+        try:
+            yield hold
+        finally:
+            hold.release()
+
+
+# ------------------------------------------------------------------------------ round
+
+
+@dataclass
+class _Batch:
+    """The alerts one message carries."""
+
+    alert_ids: list[int]
+    queued_at: datetime
+    attempts: int
+    message: Message | None  # None: none of the articles is stored any more
+
+
+class _Round:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        now: datetime,
+        rng: random.Random,
+        report: DeliveryReport,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.now = now
+        self.rng = rng
+        self.report = report
+        self.policy = RetryPolicy.from_settings(settings.alerts)
+
+    def deliver_channel(self, channel: ChannelSettings, sender: Sender) -> None:
+        with _hold_channel(self.engine, channel.key) as hold:
+            if hold is None:
+                self.report.busy.append(channel.key)
+                return
+            if hold.state.disabled_at is not None:
+                return
+            for _ in range(MAX_MESSAGES_PER_ROUND):
+                batch = self._next_batch(channel)
+                if batch is None:
+                    return
+                if not self._attempt(channel, sender, batch, hold):
+                    return
+
+    def _attempt(
+        self, channel: ChannelSettings, sender: Sender, batch: _Batch, hold: _ChannelHold
+    ) -> bool:
+        """Send one batch and record the outcome; False stops the channel's round."""
+        if batch.message is None:
+            self._mark_failed(batch.alert_ids, "the article is no longer stored")
+            return True
+        try:
+            note = sender.send(batch.message)
+        except DeliveryError as exc:
+            return self._record_failure(channel, batch, exc, hold)
+        except Exception as exc:
+            # A failure no sender foresaw must not wedge the channel: retry, then give up.
+            log.exception("unexpected error delivering to %s", channel.key)
+            error = DeliveryError("transient", f"unexpected error: {type(exc).__name__}: {exc}")
+            return self._record_failure(channel, batch, error, hold)
+        self._update(
+            batch.alert_ids,
+            status="sent",
+            sent_at=self.now,
+            last_error=note,
+            attempts=Alert.attempts + 1,
+            last_attempt_at=self.now,
+        )
+        hold.state.last_sent_at = self.now
+        hold.save()
+        self.report.sent += len(batch.alert_ids)
+        self.report.messages += 1
+        return True
+
+    # -------------------------------------------------------------- choosing a batch
+
+    def _next_batch(self, channel: ChannelSettings) -> _Batch | None:
+        with open_session(self.engine) as session:
+            pending = (
+                select(Alert)
+                .where(Alert.channel == channel.key, Alert.status == "pending")
+                .order_by(col(Alert.id))
+            )
+            head = session.exec(pending.limit(1)).first()
+            if head is None or head.next_attempt_at > self.now:
+                return None
+            if head.message_id is not None:
+                members = list(session.exec(pending.where(Alert.message_id == head.message_id)))
+            elif channel.digest:
+                members = list(
+                    session.exec(
+                        pending.where(
+                            col(Alert.message_id).is_(None),
+                            col(Alert.next_attempt_at) <= self.now,
+                        ).limit(MAX_DIGEST_ITEMS)
+                    )
+                )
+            else:
+                members = [head]
+            if head.message_id is None:
+                # Fixed and committed before the first attempt: every re-send reuses it.
+                message_id = new_message_id()
+                for alert in members:
+                    alert.message_id = message_id
+                    alert.message_type = DIGEST if channel.digest else CREATED
+                    session.add(alert)
+                session.commit()
+            return _Batch(
+                alert_ids=[a.id for a in members if a.id is not None],
+                queued_at=min(a.queued_at for a in members),
+                attempts=max(a.attempts for a in members),
+                message=load_message(session, members, settings=self.settings),
+            )
+
+    # ---------------------------------------------------------------- failures
+
+    def _record_failure(
+        self, channel: ChannelSettings, batch: _Batch, exc: DeliveryError, hold: _ChannelHold
+    ) -> bool:
+        reason = str(exc)[:2000]
+        log.warning("alert delivery to %s failed (%s): %s", channel.key, exc.kind, reason)
+        self.report.errors.append(f"{channel.key}: {reason}")
+        hold.state.last_error = reason
+        hold.state.last_error_at = self.now
+        if exc.kind == "gone":
+            self._update(batch.alert_ids, attempts=Alert.attempts + 1,
+                         last_attempt_at=self.now, last_error=reason)
+            hold.state.disabled_at = self.now
+            hold.state.disabled_reason = reason[:500]
+            hold.save()
+            self.report.disabled.append(channel.key)
+            return False
+        hold.save()
+        if exc.kind == "permanent":
+            self._mark_failed(batch.alert_ids, reason)
+            return True
+        give_up_at = batch.queued_at + timedelta(seconds=self.policy.give_up_after)
+        if self.now >= give_up_at:
+            self._give_up(channel, batch, reason)
+            return False
+        delay = self.policy.delay(batch.attempts + 1, self.rng, exc.retry_after)
+        self._update(
+            batch.alert_ids,
+            attempts=Alert.attempts + 1,
+            last_attempt_at=self.now,
+            last_error=reason,
+            next_attempt_at=self.now + timedelta(seconds=delay),
+        )
+        self.report.retrying += len(batch.alert_ids)
+        return False
+
+    def _give_up(self, channel: ChannelSettings, batch: _Batch, reason: str) -> None:
+        """Fail this batch and every pending alert of the channel as old as it."""
+        hours = self.policy.give_up_after / 3600
+        why = f"gave up after retrying for {hours:g}h; last error: {reason}"[:2000]
+        cutoff = self.now - timedelta(seconds=self.policy.give_up_after)
+        self._mark_failed(batch.alert_ids, why)
+        with open_session(self.engine) as session:
+            result = session.execute(
+                sa.update(Alert)
+                .where(
+                    col(Alert.channel) == channel.key,
+                    col(Alert.status) == "pending",
+                    col(Alert.queued_at) <= cutoff,
+                )
+                .values(status="failed", last_error=why)
+            )
+            session.commit()
+        self.report.failed += result.rowcount or 0
+
+    def _mark_failed(self, alert_ids: Sequence[int], reason: str) -> None:
+        self._update(alert_ids, status="failed", last_error=reason[:2000],
+                     attempts=Alert.attempts + 1, last_attempt_at=self.now)
+        self.report.failed += len(alert_ids)
+
+    def _update(self, alert_ids: Sequence[int], **values: Any) -> None:
+        with open_session(self.engine) as session:
+            session.execute(
+                sa.update(Alert)
+                .where(col(Alert.id).in_(list(alert_ids)), col(Alert.status) == "pending")
+                .values(**values)
+            )
+            session.commit()
+
+
+# ------------------------------------------------------------------------- messages
+
+
+def load_message(session: Session, alerts: Sequence[Alert], *, settings: Settings) -> Message | None:
+    """The message carrying ``alerts`` (one, or a digest), read from the archive."""
+    article_ids = [a.article_id for a in alerts]
+    articles = {
+        a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))
+    }
+    feed_ids = {a.feed_id for a in articles.values() if a.feed_id is not None}
+    feeds = (
+        dict(session.exec(select(Feed.id, Feed.name).where(col(Feed.id).in_(feed_ids))).all())
+        if feed_ids
+        else {}
+    )
+    mentions: dict[int, list[MentionRef]] = {}
+    rows = session.exec(
+        select(Mention).where(col(Mention.article_id).in_(article_ids)).order_by(
+            col(Mention.article_id), col(Mention.start)
+        )
+    )
+    for row in rows:
+        mentions.setdefault(row.article_id, []).append(
+            MentionRef(entity=row.entity, text=row.text, snippet=row.snippet)
+        )
+    public = settings.alerts.public_url
+    items = []
+    for alert in alerts:
+        article = articles.get(alert.article_id)
+        if article is None or article.id is None:
+            continue
+        ref = ArticleRef(
+            id=article.id,
+            url=article.url,
+            title=article.title,
+            feed=feeds.get(article.feed_id) if article.feed_id else None,
+            published_at=article.published_at,
+            archive_url=f"{public}/api/articles/{article.id}" if public else None,
+            original_url=(
+                f"{public}/api/articles/{article.duplicate_of_article_id}"
+                if public and article.duplicate_of_article_id
+                else None
+            ),
+        )
+        items.append(ArticleAlert(ref, distinct_mentions(mentions.get(article.id, []))))
+    if not items:
+        return None
+    first = alerts[0]
+    return Message(
+        message_id=first.message_id or new_message_id(),
+        type=first.message_type or CREATED,
+        timestamp=max(a.created_at for a in alerts),
+        items=tuple(items),
+    )
+
+
+# ------------------------------------------------------------------- channel checks
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    channel: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "ok": self.ok, "detail": self.detail}
+
+
+def send_test(settings: Settings, *, senders: Mapping[str, Sender] | None = None) -> list[ChannelCheck]:
+    """Send an example alert (``mention.test``) to every configured channel."""
+    own = senders is None
+    active = dict(senders) if senders is not None else build_senders(settings)
+    results = []
+    try:
+        for channel in settings.alerts.channels:
+            message = sample_message(
+                message_id=new_message_id(), now=utcnow(), public_url=settings.alerts.public_url
+            )
+            try:
+                note = active[channel.key].send(message)
+            except DeliveryError as exc:
+                results.append(ChannelCheck(channel.key, False, f"{exc.kind}: {exc}"))
+            else:
+                results.append(ChannelCheck(channel.key, True, note or "delivered"))
+    finally:
+        if own:
+            for sender in active.values():
+                sender.close()
+    return results

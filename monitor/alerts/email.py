@@ -1,0 +1,231 @@
+"""E-mail alerts over SMTP: plain, STARTTLS or implicit TLS, with optional login.
+
+One message per alert (or per digest): a subject naming the entities and the title,
+a text part and an HTML part. Everything that comes from an article is untrusted: it
+is HTML-escaped in the HTML part, stripped of control characters everywhere, flattened
+to one line in headers (no header injection through a title), and only http(s) URLs
+become links. ``Message-ID`` is derived from the message id, so a re-sent alert is
+recognisably the same mail.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate
+
+from monitor.alerts.channels import DeliveryError
+from monitor.alerts.payloads import ArticleAlert, Message, iso
+from monitor.config import EmailSettings
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_SUBJECT_TITLE = 150
+
+
+def one_line(value: str | None, *, limit: int | None = None) -> str:
+    """``value`` without line breaks or control characters, whitespace collapsed."""
+    text = " ".join(_CONTROL.sub(" ", value or "").split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _clean(value: str | None) -> str:
+    return _CONTROL.sub(" ", (value or "").replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _safe_url(url: str | None) -> str | None:
+    url = one_line(url)
+    return url if re.match(r"^https?://", url, re.IGNORECASE) else None
+
+
+def subject(message: Message, prefix: str) -> str:
+    entities = ", ".join(one_line(e) for e in message.entities)
+    if message.is_digest:
+        count = len(message.items)
+        noun = "article" if count == 1 else "articles"
+        return one_line(f"{prefix} {count} new {noun} mentioning {entities}")
+    title = one_line(message.items[0].article.title, limit=MAX_SUBJECT_TITLE) or "(untitled)"
+    return one_line(f"{prefix} {entities}: {title}")
+
+
+# ------------------------------------------------------------------------- text part
+
+
+def _text_item(item: ArticleAlert) -> list[str]:
+    article = item.article
+    lines = [one_line(article.title) or "(untitled)"]
+    if article.feed:
+        lines.append(f"Feed: {one_line(article.feed)}")
+    if article.published_at:
+        lines.append(f"Published: {iso(article.published_at)}")
+    lines.append(f"Article: {one_line(article.url)}")
+    if article.archive_url:
+        lines.append(f"In the archive: {article.archive_url}")
+    if article.original_url:
+        lines.append(f"Original: {article.original_url}")
+    lines.append("Mentions:")
+    for mention in item.mentions:
+        lines.append(
+            f"  - {one_line(mention.entity)} (\"{one_line(mention.text)}\"): "
+            f"{one_line(mention.snippet)}"
+        )
+    return lines
+
+
+def text_body(message: Message) -> str:
+    lines = [subject(message, "").strip(), ""]
+    for item in message.items:
+        lines.extend(_text_item(item))
+        lines.append("")
+    lines.append("-- ")
+    lines.append("Sent by the news monitor.")
+    return _clean("\n".join(lines)) + "\n"
+
+
+# ------------------------------------------------------------------------- HTML part
+
+
+def _e(value: str | None) -> str:
+    return html.escape(_clean(value), quote=True)
+
+
+def _link(url: str | None, label: str) -> str:
+    safe = _safe_url(url)
+    return f'<a href="{_e(safe)}">{_e(label)}</a>' if safe else _e(label)
+
+
+def _html_item(item: ArticleAlert) -> str:
+    article = item.article
+    title = one_line(article.title) or "(untitled)"
+    meta = [one_line(article.feed)] if article.feed else []
+    if article.published_at:
+        meta.append(iso(article.published_at) or "")
+    links = [_link(article.url, one_line(article.url))]
+    if article.archive_url:
+        links.append(_link(article.archive_url, "in the archive"))
+    if article.original_url:
+        links.append(_link(article.original_url, "original"))
+    mentions = "".join(
+        f"<li><strong>{_e(m.entity)}</strong> “{_e(one_line(m.text))}”: {_e(one_line(m.snippet))}</li>"
+        for m in item.mentions
+    )
+    return (
+        f"<h2>{_link(article.url, title)}</h2>\n"
+        f"<p>{' · '.join(_e(m) for m in meta)}</p>\n"
+        f"<p>{' · '.join(links)}</p>\n"
+        f"<ul>{mentions}</ul>\n"
+    )
+
+
+def html_body(message: Message) -> str:
+    items = "<hr>\n".join(_html_item(item) for item in message.items)
+    heading = _e(subject(message, "").strip())
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8"></head>\n'
+        f'<body style="font-family: sans-serif">\n<p>{heading}</p>\n{items}'
+        '<p style="color: #777">Sent by the news monitor.</p>\n</body></html>\n'
+    )
+
+
+def render(message: Message, config: EmailSettings) -> EmailMessage:
+    mail = EmailMessage(policy=SMTP)
+    mail["Subject"] = subject(message, config.subject_prefix)
+    mail["From"] = config.sender
+    mail["To"] = ", ".join(config.recipients)
+    mail["Date"] = formatdate(usegmt=True)
+    mail["Message-ID"] = f"<{message.message_id}@{config.sender.rsplit('@', 1)[1]}>"
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["X-Auto-Response-Suppress"] = "All"
+    mail.set_content(text_body(message))
+    mail.add_alternative(html_body(message), subtype="html")
+    return mail
+
+
+# ----------------------------------------------------------------------------- sending
+
+
+class EmailSender:
+    """Sends messages through one SMTP server, one connection per message."""
+
+    def __init__(self, config: EmailSettings) -> None:
+        self.config = config
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.config.ca_file:
+            context.load_verify_locations(cafile=str(self.config.ca_file))
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        config = self.config
+        if config.tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                config.smtp_host, config.smtp_port, timeout=config.timeout,
+                context=self._tls_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout)
+        try:
+            if config.starttls:
+                smtp.starttls(context=self._tls_context())
+            if config.username:
+                smtp.login(config.username, config.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, message: Message) -> str | None:
+        mail = render(message, self.config)
+        try:
+            smtp = self._connect()
+            try:
+                refused = smtp.send_message(mail, self.config.sender, self.config.recipients)
+            finally:
+                _quit(smtp)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise _refused(exc.recipients) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _by_code(exc.smtp_code, exc.smtp_error) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError("permanent", f"SMTP server: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError("transient", f"TLS certificate: {exc.verify_message}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise DeliveryError("transient", f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {reason}") from None
+        if refused:
+            return "refused by the server: " + ", ".join(sorted(refused))
+        return None
+
+    def close(self) -> None:
+        """Nothing to close: each message has its own connection."""
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    # The message is already accepted: a failing QUIT must not count as a failure.
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _by_code(code: int, error: bytes | str) -> DeliveryError:
+    text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+    reason = f"SMTP {code} {one_line(text)}"
+    return DeliveryError("permanent" if 500 <= code < 600 else "transient", reason)
+
+
+def _refused(recipients: dict[str, tuple[int, bytes]]) -> DeliveryError:
+    codes = [code for code, _ in recipients.values()]
+    details = "; ".join(
+        f"{address}: {code} {one_line(text.decode('utf-8', 'replace'))}"
+        for address, (code, text) in sorted(recipients.items())
+    )
+    kind = "transient" if any(400 <= c < 500 for c in codes) else "permanent"
+    return DeliveryError(kind, f"every recipient refused: {details}")

@@ -1,0 +1,193 @@
+"""The outbox: alert rows written in the same transaction as their article.
+
+Because the alert is stored with the article, a crash can lose neither: either both
+are committed or neither is, and the dispatcher (``monitor.alerts.dispatch``) sends
+whatever is pending. The unique (article, channel) pair means nothing can alert twice
+for the same article, however often a feed is polled.
+
+Statuses: ``pending`` (to send: due at ``next_attempt_at``), ``sent``, ``failed``
+(permanently, or given up; ``monitor alerts retry`` puts them back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from monitor.alerts.channels import digest_window_end, wants
+from monitor.alerts.payloads import iso
+from monitor.config import Settings
+from monitor.models import Alert, AlertChannel, Article, utcnow
+
+STATUSES = ("pending", "sent", "failed")
+
+
+def enqueue_alerts(
+    session: Session,
+    *,
+    article: Article,
+    entities: Sequence[str],
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[Alert]:
+    """Add one pending alert per channel that wants ``article``; does not commit.
+
+    ``article`` must be flushed (its id set) and new; ``entities`` are the distinct
+    entities it mentions. A digest channel's alert is due when its window ends.
+    """
+    assert article.id is not None, "flush the article before enqueueing its alerts"
+    now = now or utcnow()
+    names = sorted(set(entities), key=str.casefold)
+    existing = set(session.exec(select(Alert.channel).where(Alert.article_id == article.id)).all())
+    alerts = []
+    for channel in settings.alerts.channels:
+        if channel.key in existing or not wants(channel, names):
+            continue
+        due = digest_window_end(now, channel.digest) if channel.digest else now
+        alert = Alert(
+            article_id=article.id,
+            channel=channel.key,
+            entities=names,
+            next_attempt_at=due,
+            created_at=now,
+            queued_at=now,
+        )
+        session.add(alert)
+        alerts.append(alert)
+    return alerts
+
+
+def ensure_channels(session: Session, *, keys: Sequence[str]) -> None:
+    """Make sure every channel has its state row (the row dispatchers lock)."""
+    if not keys:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows = [{"key": key, "created_at": utcnow()} for key in keys]
+    session.execute(insert(AlertChannel).values(rows).on_conflict_do_nothing())
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert as ``monitor alerts`` shows it."""
+
+    id: int
+    channel: str
+    status: str
+    article_id: int
+    title: str | None
+    url: str
+    entities: list[str]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    message_id: str | None
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "status": self.status,
+            "article_id": self.article_id,
+            "title": self.title,
+            "url": self.url,
+            "entities": self.entities,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "next_attempt_at": iso(self.next_attempt_at),
+            "sent_at": iso(self.sent_at),
+            "message_id": self.message_id,
+            "last_error": self.last_error,
+        }
+
+
+def list_alerts(
+    session: Session,
+    *,
+    statuses: Sequence[str] = STATUSES,
+    channel: str | None = None,
+    limit: int = 100,
+) -> list[AlertView]:
+    """Alerts with the given statuses, newest first."""
+    query = (
+        select(Alert, Article.title, Article.url)
+        .join(Article, col(Article.id) == col(Alert.article_id))
+        .where(col(Alert.status).in_(list(statuses)))
+        .order_by(col(Alert.id).desc())
+        .limit(limit)
+    )
+    if channel:
+        query = query.where(Alert.channel == channel)
+    return [
+        AlertView(
+            id=alert.id or 0,
+            channel=alert.channel,
+            status=alert.status,
+            article_id=alert.article_id,
+            title=title,
+            url=url,
+            entities=list(alert.entities or []),
+            attempts=alert.attempts,
+            created_at=alert.created_at,
+            next_attempt_at=alert.next_attempt_at if alert.status == "pending" else None,
+            sent_at=alert.sent_at,
+            message_id=alert.message_id,
+            last_error=alert.last_error,
+        )
+        for alert, title, url in session.exec(query).all()
+    ]
+
+
+def count_by_status(session: Session) -> dict[tuple[str, str], int]:
+    """(channel, status) → number of alerts."""
+    query = select(Alert.channel, Alert.status, sa.func.count()).group_by(
+        Alert.channel, Alert.status
+    )
+    return {(channel, status): n for channel, status, n in session.exec(query).all()}
+
+
+def channel_states(session: Session) -> list[AlertChannel]:
+    return list(session.exec(select(AlertChannel).order_by(AlertChannel.key)).all())
+
+
+def requeue_failed(
+    session: Session,
+    *,
+    channel: str | None = None,
+    alert_ids: Sequence[int] = (),
+    now: datetime | None = None,
+) -> int:
+    """Put failed alerts back in the queue, due now, with a fresh retry period."""
+    now = now or utcnow()
+    update = (
+        sa.update(Alert)
+        .where(col(Alert.status) == "failed")
+        .values(status="pending", next_attempt_at=now, queued_at=now)
+    )
+    if channel:
+        update = update.where(col(Alert.channel) == channel)
+    if alert_ids:
+        update = update.where(col(Alert.id).in_(list(alert_ids)))
+    return session.execute(update).rowcount or 0
+
+
+def enable_channels(session: Session, *, channel: str | None = None) -> list[str]:
+    """Re-enable disabled channels (all, or one); returns their keys."""
+    query = select(AlertChannel).where(col(AlertChannel.disabled_at).is_not(None))
+    if channel:
+        query = query.where(AlertChannel.key == channel)
+    states = list(session.exec(query).all())
+    for state in states:
+        state.disabled_at = None
+        state.disabled_reason = None
+        session.add(state)
+    return [state.key for state in states]

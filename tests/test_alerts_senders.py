@@ -1,0 +1,196 @@
+"""Senders without the database: signatures, SMTP transports, rendering, configuration."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from alert_servers import SMTPSink, WebhookReceiver, self_signed_cert
+from monitor.alerts.channels import DeliveryError, digest_window_end
+from monitor.alerts.email import EmailSender, render
+from monitor.alerts.payloads import sample_message
+from monitor.alerts.webhook import WebhookSender, parse_retry_after, signature, signing_key
+from monitor.config import EmailSettings, Settings, WebhookSettings, load_settings
+from monitor.errors import ConfigError
+
+NOW = datetime(2030, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def message(message_id: str = "msg_0123") -> Any:
+    return sample_message(message_id=message_id, now=NOW, public_url="https://m.example.org")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@pytest.mark.parametrize(
+    "secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "plain secret ✓"]
+)
+def test_signature_verifies_with_standardwebhooks(secret: str) -> None:
+    with WebhookReceiver(secret=secret) as receiver:
+        sender = WebhookSender(WebhookSettings(**receiver.settings()), user_agent="t")
+        try:
+            assert sender.send(message("msg_a")) is None
+        finally:
+            sender.close()
+    (delivery,) = receiver.deliveries
+    assert delivery.verified and delivery.webhook_id == "msg_a"
+    assert delivery.payload["type"] == "mention.test"
+
+
+def test_signature_is_the_documented_hmac() -> None:
+    key = signing_key("whsec_" + base64.b64encode(b"k" * 24).decode())
+    assert key == b"k" * 24
+    assert signing_key("not-base64!") == b"not-base64!"
+    body = '{"a":"ü"}'.encode()
+    expected = hmac.new(key, b'msg_1.1700000000.' + body, hashlib.sha256).digest()
+    assert signature(key, "msg_1", 1700000000, body) == "v1," + base64.b64encode(expected).decode()
+    reference = Webhook(key).sign("msg_1", datetime.fromtimestamp(1700000000, UTC), body.decode())
+    assert signature(key, "msg_1", 1700000000, body) == reference
+
+
+def test_wrong_secret_is_refused_and_permanent() -> None:
+    with WebhookReceiver(secret="the receiver's secret") as receiver:
+        sender = WebhookSender(
+            WebhookSettings(**receiver.settings(secret="another secret")), user_agent="t"
+        )
+        with pytest.raises(DeliveryError) as caught:
+            sender.send(message())
+        sender.close()
+    assert caught.value.kind == "permanent" and "HTTP 401" in str(caught.value)
+    assert receiver.deliveries[0].verified is False
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(500, "transient"), (503, "transient"), (429, "transient"),
+                         (408, "transient"), (404, "permanent"), (410, "gone"), (301, "permanent")]
+)
+def test_http_status_classes(status: int, kind: str) -> None:
+    with WebhookReceiver(secret="s", status=status) as receiver:
+        sender = WebhookSender(WebhookSettings(**receiver.settings()), user_agent="t")
+        with pytest.raises(DeliveryError) as caught:
+            sender.send(message())
+        sender.close()
+    assert caught.value.kind == kind
+
+
+def test_unreachable_endpoint_is_transient() -> None:
+    receiver = WebhookReceiver(secret="s")  # never started: connection refused
+    sender = WebhookSender(WebhookSettings(**receiver.settings()), user_agent="t")
+    with pytest.raises(DeliveryError) as caught:
+        sender.send(message())
+    sender.close()
+    assert caught.value.kind == "transient"
+
+
+def test_retry_after_forms() -> None:
+    now = NOW.timestamp()
+    assert parse_retry_after("120", now=now) == 120
+    assert parse_retry_after("Wed, 01 May 2030 10:05:00 GMT", now=now) == 300
+    assert parse_retry_after("soon", now=now) is None
+    assert parse_retry_after("99999999", now=now) == 86400
+
+
+# ------------------------------------------------------------------------------- SMTP
+
+
+def test_implicit_tls(cert: tuple[Path, Path]) -> None:
+    with SMTPSink(implicit_tls=cert) as sink:
+        config = EmailSettings(**sink.settings(tls=True, ca_file=str(cert[0])))
+        EmailSender(config).send(message())
+    assert len(sink.messages) == 1
+
+
+def test_starttls_with_login(cert: tuple[Path, Path]) -> None:
+    with SMTPSink(starttls=cert, login=("monitor", "pa55")) as sink:
+        config = EmailSettings(**sink.settings(starttls=True, ca_file=str(cert[0]),
+                                               username="monitor", password="pa55"))
+        EmailSender(config).send(message())
+        bad = EmailSettings(**sink.settings(starttls=True, ca_file=str(cert[0]),
+                                            username="monitor", password="wrong"))
+        with pytest.raises(DeliveryError) as caught:
+            EmailSender(bad).send(message())
+    assert len(sink.messages) == 1 and sink.logins == ["monitor"]
+    assert caught.value.kind == "permanent" and "535" in str(caught.value)
+
+
+def test_untrusted_certificate_is_not_accepted(cert: tuple[Path, Path]) -> None:
+    with SMTPSink(implicit_tls=cert) as sink:
+        with pytest.raises(DeliveryError) as caught:
+            EmailSender(EmailSettings(**sink.settings(tls=True))).send(message())
+    assert "certificate" in str(caught.value) and sink.messages == []
+
+
+def test_smtp_server_down_is_transient() -> None:
+    sink = SMTPSink()  # not started
+    with pytest.raises(DeliveryError) as caught:
+        EmailSender(EmailSettings(**sink.settings())).send(message())
+    assert caught.value.kind == "transient"
+
+
+def test_email_shape() -> None:
+    config = EmailSettings(sender="monitor@news.example", recipients=["a@x.example", "b@x.example"])
+    mail = render(message("msg_77"), config)
+    assert mail["Message-ID"] == "<msg_77@news.example>"
+    assert mail["To"] == "a@x.example, b@x.example"
+    assert mail["Subject"] == "[monitor] Test: Test alert from the news monitor"
+    assert mail.get_content_type() == "multipart/alternative"
+    html = mail.get_body(("html",)).get_content()
+    assert 'href="https://m.example.org/api/articles/0"' in html
+    assert render(message("msg_77"), config)["Message-ID"] == mail["Message-ID"]
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+def test_channel_keys_and_validation() -> None:
+    alerts = Settings.model_validate({"alerts": {
+        "email": {"sender": "m@x.org", "recipients": ["d@x.org"]},
+        "webhooks": [{"url": "https://user:pw@hooks.example/in?token=s3cret", "secret": "s"},
+                     {"name": "ops", "url": "https://hooks.example/in?token=other", "secret": "s"}],
+    }}).alerts
+    assert [c.key for c in alerts.channels] == ["email", "webhook:https://hooks.example/in",
+                                                 "webhook:ops"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_alerts", "problem"),
+    [
+        ("webhooks: [{url: 'https://h.example/a', secret: s}, {url: 'https://h.example/a', secret: t}]",
+         "give them names"),
+        ("webhooks: [{url: 'https://h.example/a', secret: 'whsec_***'}]", "base64"),
+        ("email: {sender: \"m@x.org\\r\\nBcc: e@vil.org\", recipients: [d@x.org]}",
+         "not an e-mail address"),
+        ("email: {sender: m@x.org, recipients: []}", "at least 1"),
+    ],
+)
+def test_bad_alert_config_is_one_clear_line(tmp_path: Path, yaml_alerts: str, problem: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"alerts:\n  {yaml_alerts}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_digest_windows_are_aligned() -> None:
+    assert digest_window_end(datetime(2030, 5, 1, 10, 59, 59, tzinfo=UTC), 3600) == datetime(
+        2030, 5, 1, 11, tzinfo=UTC
+    )
+    assert digest_window_end(datetime(2030, 5, 1, 11, tzinfo=UTC), 3600) == datetime(
+        2030, 5, 1, 12, tzinfo=UTC
+    )
+    assert digest_window_end(datetime(2030, 5, 1, 10, 7, tzinfo=UTC), 86400) == datetime(
+        2030, 5, 2, tzinfo=UTC
+    )
