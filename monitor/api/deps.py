@@ -1,0 +1,99 @@
+"""What routes receive: the app's services, a database session, the token check.
+
+Everything hangs off ``app.state.services`` (built by ``create_app``), so two apps in
+one process (tests) never share state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor.config import Settings
+from monitor.db import session as open_session
+
+PAGE_COOKIE = "monitor_page"
+REALM = "monitor"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    clock: Callable[[], datetime]
+    registry: CollectorRegistry
+    templates: Jinja2Templates
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; it connects on first use and closes after the answer."""
+    with open_session(get_services(request).engine) as db:
+        yield db
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Required on /api/ and /feeds/ when the server has an api_token.",
+)
+
+
+def token_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison, so the answer time does not leak the token."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def require_token(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Let the request through when no token is configured or the bearer token matches."""
+    expected = services.settings.api_token
+    if expected is None:
+        return
+    if credentials is None:
+        raise HTTPException(
+            status_code=401,
+            detail="authentication required: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        )
+    if not token_matches(credentials.credentials, expected):
+        raise HTTPException(
+            status_code=401,
+            detail="invalid bearer token",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
+        )
+
+
+def page_cookie_value(token: str) -> str:
+    """What the page's cookie holds: derived from the token, so the cookie never reveals it."""
+    return hmac.new(token.encode("utf-8"), b"monitor web page", hashlib.sha256).hexdigest()
+
+
+def page_allowed(request: Request, settings: Settings) -> bool:
+    """The page is open without a token; with one, a bearer header or the login cookie."""
+    expected = settings.api_token
+    if expected is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token_matches(given.strip(), expected):
+        return True
+    cookie = request.cookies.get(PAGE_COOKIE, "")
+    return token_matches(cookie, page_cookie_value(expected))

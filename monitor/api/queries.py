@@ -1,0 +1,101 @@
+"""Reads the API needs besides search: one article, the feeds, recent mentions.
+
+Keyword-only functions taking the session explicitly, returning API shapes or rows;
+the routes stay thin and these can be tested against a database alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from monitor.api.schemas import ArticleDetail, FeedOut, MentionOut
+from monitor.models import Article, Feed, Mention, Seed
+from monitor.search import SNIPPET_CHARS, article_summary, duplicate_label
+
+
+def _lead(text: str) -> str:
+    """The start of ``text`` cut at a word: the snippet of an article without mentions."""
+    text = " ".join(text[: SNIPPET_CHARS * 2].split())
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    cut = text.rfind(" ", 0, SNIPPET_CHARS)
+    return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + "…"
+
+
+def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None:
+    """The article with its text and mentions; its summary part reads as in search."""
+    article = session.get(Article, article_id)
+    if article is None:
+        return None
+    mentions = session.exec(
+        select(Mention).where(Mention.article_id == article_id).order_by(Mention.start)
+    ).all()
+    feed = session.get(Feed, article.feed_id) if article.feed_id is not None else None
+    seed = session.get(Seed, article.duplicate_of_seed_id) if article.duplicate_of_seed_id else None
+    summary = article_summary(
+        article,
+        feed=feed.name if feed else None,
+        entities=(m.entity for m in mentions),
+        duplicate_of=duplicate_label(article, seed.name if seed else None),
+        snippet=mentions[0].snippet if mentions else _lead(article.text),
+    )
+    return ArticleDetail(
+        **summary.model_dump(),
+        text=article.text,
+        author=article.author,
+        language=article.language,
+        similarity=article.similarity,
+        mentions=[MentionOut.model_validate(m) for m in mentions],
+    )
+
+
+def list_feeds(session: Session) -> list[FeedOut]:
+    feeds = session.exec(select(Feed).order_by(Feed.name)).all()
+    return [FeedOut.model_validate(feed) for feed in feeds]
+
+
+@dataclass(frozen=True)
+class MentionedArticle:
+    """An article for the mentions feed, with the mentions that put it there."""
+
+    article: Article
+    feed: str | None
+    mentions: list[Mention]
+
+
+def stored_entity_names(session: Session, names: Sequence[str]) -> list[str]:
+    """Each name as the archive spells it (``csto`` -> ``CSTO``); unknown names stay as given."""
+    if not names:
+        return []
+    known = {n.casefold(): n for n in session.exec(select(Mention.entity).distinct()).all()}
+    return list(dict.fromkeys(known.get(n.casefold(), n) for n in names))
+
+
+def recent_mentions(
+    session: Session, *, entities: Sequence[str] = (), limit: int = 50
+) -> list[MentionedArticle]:
+    """The newest non-duplicate articles mentioning any of ``entities`` (any entity if none)."""
+    mentioned = select(Mention.article_id).where(Mention.article_id == Article.id)
+    if entities:
+        mentioned = mentioned.where(Mention.entity.in_(list(entities)))
+    rows = session.exec(
+        select(Article, Feed.name)
+        .join(Feed, Feed.id == Article.feed_id, isouter=True)
+        .where(Article.is_duplicate == sa.false(), mentioned.exists())
+        .order_by(Article.fetched_at.desc(), Article.id.desc())
+        .limit(limit)
+    ).all()
+    if not rows:
+        return []
+    found = select(Mention).where(Mention.article_id.in_([a.id for a, _ in rows]))
+    if entities:
+        found = found.where(Mention.entity.in_(list(entities)))
+    by_article: dict[int, list[Mention]] = defaultdict(list)
+    for mention in session.exec(found.order_by(Mention.article_id, Mention.start)):
+        by_article[mention.article_id].append(mention)
+    return [MentionedArticle(a, feed, by_article[a.id]) for a, feed in rows]

@@ -1,0 +1,179 @@
+"""``GET /``: the search page, server-rendered, no script.
+
+The page queries the archive directly (not through ``/api``). When the server has an
+``api_token`` the page asks for it once (``POST /login``) and keeps an HttpOnly,
+SameSite=Strict cookie derived from the token; a bearer header works too.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import QueryParams
+
+from monitor.api.deps import (
+    PAGE_COOKIE,
+    Services,
+    ServicesDep,
+    SessionDep,
+    page_allowed,
+    page_cookie_value,
+    token_matches,
+)
+from monitor.api.errors import DATABASE_UNAVAILABLE, UNAVAILABLE, database_reason
+from monitor.api.params import search_filters
+from monitor.errors import QueryError
+from monitor.models import ArticleSummary
+from monitor.search import SearchPage, search_articles
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 20
+COOKIE_MAX_AGE = 30 * 86400
+MAX_LOGIN_BODY = 4096
+_TRUE = {"1", "on", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class SearchForm:
+    """The page's form as submitted; free text, checked when searched."""
+
+    q: str = ""
+    entities: tuple[str, ...] = ()
+    since: str = ""
+    until: str = ""
+    include_duplicates: bool = False
+    cursor: str = ""
+
+    @classmethod
+    def from_query(cls, params: QueryParams) -> SearchForm:
+        return cls(
+            q=params.get("q", ""),
+            entities=tuple(dict.fromkeys(e for e in params.getlist("entity") if e.strip())),
+            since=params.get("since", ""),
+            until=params.get("until", ""),
+            include_duplicates=params.get("include_duplicates", "").lower() in _TRUE,
+            cursor=params.get("cursor", ""),
+        )
+
+    def url(self, **changes: Any) -> str:
+        """The page's URL for this form, e.g. with another ``cursor``."""
+        values = {**self.__dict__, **changes}
+        pairs: list[tuple[str, str]] = [("q", values["q"])] if values["q"] else []
+        pairs += [("entity", e) for e in values["entities"]]
+        pairs += [(k, values[k]) for k in ("since", "until") if values[k]]
+        if values["include_duplicates"]:
+            pairs.append(("include_duplicates", "1"))
+        if values["cursor"]:
+            pairs.append(("cursor", values["cursor"]))
+        return "/?" + urlencode(pairs) if pairs else "/"
+
+
+def article_href(url: str) -> str | None:
+    """A link only to web pages: never ``javascript:`` or ``data:`` from a hostile feed."""
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else None
+
+
+def shown_time(item: ArticleSummary) -> str:
+    moment: datetime = item.published_at or item.fetched_at
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _render(
+    request: Request, services: Services, name: str, context: dict[str, Any], status: int
+) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(16)
+    response = services.templates.TemplateResponse(
+        request, name, {**context, "nonce": nonce}, status_code=status
+    )
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _entity_choices(configured: Sequence[str], chosen: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*configured, *chosen]))
+
+
+@router.get("/", response_class=HTMLResponse)
+def search_page(request: Request, services: ServicesDep, db: SessionDep) -> Response:
+    if not page_allowed(request, services.settings):
+        return _render(request, services, "login.html", {"error": None}, 401)
+    form = SearchForm.from_query(request.query_params)
+    page, error, status = SearchPage(items=[], next_cursor=None), None, 200
+    try:
+        filters = search_filters(
+            now=services.clock(),
+            q=form.q,
+            entities=form.entities,
+            since=form.since,
+            until=form.until,
+            include_duplicates=form.include_duplicates,
+            limit=PAGE_SIZE,
+            cursor=form.cursor,
+        )
+        page = search_articles(db, filters)
+    except QueryError as exc:
+        error, status = str(exc), 400
+    except UNAVAILABLE as exc:
+        log.warning("page: database unavailable: %s", database_reason(exc))
+        error, status = DATABASE_UNAVAILABLE, 503
+    context = {
+        "form": form,
+        "entities": _entity_choices([e.name for e in services.settings.entities], form.entities),
+        "items": page.items,
+        "next_url": form.url(cursor=page.next_cursor) if page.next_cursor else None,
+        "first_url": form.url(cursor="") if form.cursor else None,
+        "error": error,
+        "article_href": article_href,
+        "shown_time": shown_time,
+        "protected": services.settings.api_token is not None,
+    }
+    return _render(request, services, "search.html", context, status)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, services: ServicesDep) -> Response:
+    """Check the token typed into the page's form and set the page cookie."""
+    expected = services.settings.api_token
+    if expected is None:
+        return RedirectResponse("/", status_code=303)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGIN_BODY:
+            return Response("request too large", status_code=413)
+    fields = dict(parse_qsl(body.decode("utf-8", "replace")))
+    if not token_matches(fields.get("token", "").strip(), expected):
+        return _render(request, services, "login.html", {"error": "wrong token"}, 401)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        PAGE_COOKIE,
+        page_cookie_value(expected),
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(PAGE_COOKIE, httponly=True, samesite="strict")
+    return response

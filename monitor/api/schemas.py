@@ -1,0 +1,62 @@
+"""The HTTP API's response shapes (the search item, ``ArticleSummary``, lives in models)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from monitor.models import ArticleSummary, UTCTimestamp
+
+
+class Problem(BaseModel):
+    """Every error answer: one line a person can act on."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ArticlePage(BaseModel):
+    """One page of search results; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    items: list[ArticleSummary]
+    next_cursor: str | None = None
+
+
+class MentionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    entity: str
+    text: str
+    start: int
+    end: int
+    snippet: str
+
+
+class ArticleDetail(ArticleSummary):
+    """A stored article with its text and every entity mention found in it."""
+
+    text: str
+    author: str | None = None
+    language: str | None = None
+    similarity: float | None = None
+    mentions: list[MentionOut]
+
+
+class FeedOut(BaseModel):
+    """A configured feed with its polling health."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    url: str
+    active: bool
+    status: str
+    last_polled_at: UTCTimestamp | None = None
+    last_success_at: UTCTimestamp | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    error_count: int
+    next_poll_at: UTCTimestamp | None = None
+    articles_stored: int

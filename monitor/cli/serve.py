@@ -1,0 +1,99 @@
+"""``monitor serve``: the HTTP API and the search page, on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from monitor.cli import App, command, main
+from monitor.errors import MonitorError
+
+log = logging.getLogger(__name__)
+
+# Seconds open requests get to finish after SIGTERM/SIGINT before the server stops.
+GRACEFUL_SHUTDOWN = 10
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or one clear error (port taken, unknown host)."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family = addresses[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+        raise MonitorError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+@contextmanager
+def _sigterm_is_a_normal_stop() -> Iterator[None]:
+    """Exit 0 after a SIGTERM shutdown.
+
+    uvicorn handles SIGTERM gracefully, then raises the signal again under the handler
+    that was there before it started; with Python's default that kills the process
+    (status 143). A no-op handler there makes the command return normally instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@command(main, "serve")
+@click.option(
+    "--host", metavar="HOST", help="Address to listen on (default: serve.host, 127.0.0.1)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Port (default: serve.port, 8080).",
+)
+def serve(app: App, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API, the Atom feed of mentions and the search page.
+
+    Stops cleanly on SIGTERM or Ctrl-C, letting open requests finish. When api_token
+    (MONITOR_API_TOKEN) is set, /api/, /feeds/ and the page need it.
+
+    \b
+    Example:
+      monitor serve --host 0.0.0.0 --port 8080
+      curl -s 'localhost:8080/api/articles?q=Almaty' | jq .
+    """
+    # Imported here: FastAPI and uvicorn would slow every other command's start.
+    import uvicorn
+
+    from monitor.api import create_app
+
+    settings = app.settings
+    host = host or settings.serve.host
+    port = settings.serve.port if port is None else port
+    api = create_app(settings, app.engine)
+    sock = listen(host, port)
+    config = uvicorn.Config(
+        api,
+        log_config=None,  # keep the logging the command set up
+        log_level=settings.log_level.lower(),
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    log.info("serving on http://%s:%d (stop with Ctrl-C or SIGTERM)", shown, bound_port)
+    try:
+        with _sigterm_is_a_normal_stop():
+            uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+    log.info("stopped")
