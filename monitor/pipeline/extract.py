@@ -22,6 +22,15 @@ from monitor.errors import InputError
 
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
 _SPACE_RE = re.compile(r"\s+")
+# A line that is only a date ("Monday, June 24, 2024", "06.01.2022 10:15"): the dateline
+# an aggregator prints above a story, never its title.
+_DATE_NAMES = (
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec "
+    "monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thurs fri sat sun"
+)
+_DATE_WORD = r"(?:\d{1,4}(?:st|nd|rd|th)?|am|pm|utc|gmt|" + "|".join(_DATE_NAMES.split()) + ")"
+_DATELINE_RE = re.compile(rf"^[\W_]*{_DATE_WORD}(?:[\s,./:–-]+{_DATE_WORD})*\b[\W_]*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -101,10 +110,11 @@ def extract_html(
 
 
 def read_text(text: str) -> Extracted:
-    """A plain-text article: its first non-empty line is taken as the title."""
+    """A plain-text article: its first non-empty line that is not a bare date is the title."""
     text = text.replace("\r\n", "\n").strip()
-    first = next((line for line in text.split("\n") if line.strip()), "")
-    return Extracted(text=text, title=_clean(first, 300))
+    lines = [line for line in text.split("\n") if line.strip()]
+    first = next((line for line in lines if not _DATELINE_RE.match(line.strip())), "")
+    return Extracted(text=text, title=_clean(first or (lines[0] if lines else ""), 300))
 
 
 def read_file(path: Path) -> Extracted:
