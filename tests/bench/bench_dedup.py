@@ -11,9 +11,11 @@ PostgreSQL one ``unnest`` of two arrays per chunk), then trimmed to ``max_postin
 per hash as ``DedupIndex.add`` would have, and the fingerprint indexes rebuilt. The
 lookups go through ``DedupIndex.check`` exactly as in the pipeline: new texts
 (nothing to find, the usual case) and duplicates (an edited excerpt of an archived
-text, verified against its text). The goal: the lookup cost grows by at most 1.5x
-from the smallest to the largest size. A run takes about four minutes on SQLite,
-seven with ``--postgres``.
+text, verified against its text). Each size is its own database (a smaller archive is
+a prefix of a larger one), and the measuring rounds alternate between them, so the
+ratio is taken side by side. The goal: the lookup cost grows by at most 1.5x from the
+smallest to the largest size. A run takes about three minutes on SQLite, seven with
+``--postgres``.
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ _CAP_POSTINGS = sa.text(
 class Archive:
     """A benchmark database; its fingerprint indexes are rebuilt after each bulk load."""
 
-    def __init__(self, label: str, url: str) -> None:
+    def __init__(self, label: str, url: str, size: int) -> None:
         self.label = label
+        self.size = size
         self.engine = make_engine(url)
         upgrade_schema(self.engine)
         self.indexes: list[dict] = []
@@ -153,13 +156,18 @@ class Archive:
             return connection.execute(count).scalar_one()
 
 
-def grow(archives: list[Archive], start: int, to: int, pool: list[str], probes: list[str]) -> None:
-    """Add texts ``start+1 .. to`` to every archive; the first ``PROBES`` keep their text."""
+def grow(archives: list[Archive], pool: list[str], probes: list[str]) -> None:
+    """Fill every archive with its first ``size`` texts; the first ``PROBES`` keep their text.
+
+    The texts are the same sequence for every archive, so a smaller archive is a prefix
+    of a larger one and the same probes are in all of them.
+    """
     now = datetime.now(UTC)
     for archive in archives:
         archive.begin_load()
-    generated = texts(start, to - start, pool)
-    for chunk_start in range(start, to, CHUNK):
+    largest = max(a.size for a in archives)
+    generated = texts(0, largest, pool)
+    for chunk_start in range(0, largest, CHUNK):
         articles, rows = [], []
         for offset, text in enumerate(itertools.islice(generated, CHUNK)):
             article_id = chunk_start + offset + 1
@@ -178,7 +186,8 @@ def grow(archives: list[Archive], start: int, to: int, pool: list[str], probes: 
             )
             rows.extend({"hash": h, "article_id": article_id} for h in fingerprints(text))
         for archive in archives:
-            archive.load(articles, rows)
+            if chunk_start < archive.size:
+                archive.load(articles, rows)
     for archive in archives:
         archive.end_load()
 
@@ -186,56 +195,61 @@ def grow(archives: list[Archive], start: int, to: int, pool: list[str], probes: 
 # ---------------------------------------------------------------------------- measuring
 
 
-def measure(engine: sa.Engine, queries: list[str], repeats: int = 3) -> tuple[float, float, int]:
-    """Median and 90th percentile of one lookup (ms), and duplicates found."""
-    index = DedupIndex(DedupSettings())
+def timed_lookups(engine: sa.Engine, index: DedupIndex, queries: list[str]) -> tuple[list[float], int]:
+    """Milliseconds of each lookup, and how many found a duplicate."""
     timings: list[float] = []
     found = 0
     with session(engine) as db:
-        for text in queries[:5]:  # warm the caches of the database and of the index
-            index.check(db, text)
-        for repeat in range(repeats):
-            for text in queries:
-                started = time.perf_counter()
-                verdict = index.check(db, text)
-                timings.append((time.perf_counter() - started) * 1000)
-                found += verdict.is_duplicate and repeat == 0
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.9)], found
+        for text in queries:
+            started = time.perf_counter()
+            verdict = index.check(db, text)
+            timings.append((time.perf_counter() - started) * 1000)
+            found += verdict.is_duplicate
+    return timings, found
 
 
-def run(archives: list[Archive], sizes: list[int], lookups: int) -> None:
+def _p90(timings: list[float]) -> float:
+    return sorted(timings)[int(len(timings) * 0.9)]
+
+
+def run(archives: list[Archive], lookups: int, rounds: int) -> None:
     pool = word_pool(random.Random(1))
     rng = random.Random(2)
     new_queries = list(texts(10**9, lookups, pool))
     probes: list[str] = []
-    results: dict[str, list[tuple[int, tuple, tuple]]] = {a.label: [] for a in archives}
-    size = 0
-    for target in sizes:
-        started = time.perf_counter()
-        grow(archives, size, target, pool, probes)
-        size = target
-        seconds = time.perf_counter() - started
-        loads = ", ".join(f"{a.label} {a.seconds:.0f} s" for a in archives)
-        print(f"{size} texts generated and loaded in {seconds:.0f} s ({loads})", flush=True)
-        dup_queries = [edited_excerpt(t, rng) for t in probes[:lookups]]
+    started = time.perf_counter()
+    grow(archives, pool, probes)
+    loads = ", ".join(f"{a.label} {a.size} texts {a.seconds:.0f} s" for a in archives)
+    print(f"archives generated and loaded in {time.perf_counter() - started:.0f} s ({loads})", flush=True)
+    dup_queries = [edited_excerpt(t, rng) for t in probes[:lookups]]
+    indexes = {id(a): DedupIndex(DedupSettings()) for a in archives}
+    for archive in archives:  # warm the caches of the database and of the index
+        timed_lookups(archive.engine, indexes[id(archive)], new_queries[:5] + dup_queries[:5])
+    # Rounds alternate between the archives, so machine noise hits every size alike.
+    new: dict[int, list[float]] = {id(a): [] for a in archives}
+    dup: dict[int, list[float]] = {id(a): [] for a in archives}
+    found: dict[int, int] = {}
+    for _ in range(rounds):
         for archive in archives:
-            new = measure(archive.engine, new_queries)
-            dup = measure(archive.engine, dup_queries)
-            results[archive.label].append((size, new, dup))
-            print(
-                f"  {archive.label:<10} {size:>7} texts, "
-                f"{archive.fingerprint_rows():>9} fingerprints: "
-                f"new text {new[0]:.2f} ms (p90 {new[1]:.2f}), "
-                f"duplicate {dup[0]:.2f} ms (p90 {dup[1]:.2f}; {dup[2]}/{len(dup_queries)} found)",
-                flush=True,
-            )
-    for label, rows in results.items():
-        (small, new_small, dup_small), (large, new_large, dup_large) = rows[0], rows[-1]
+            new[id(archive)] += timed_lookups(archive.engine, indexes[id(archive)], new_queries)[0]
+            timings, found[id(archive)] = timed_lookups(archive.engine, indexes[id(archive)], dup_queries)
+            dup[id(archive)] += timings
+    for archive in archives:
+        key = id(archive)
         print(
-            f"{label}: lookup cost from {small} to {large} texts: "
-            f"new text x{new_large[0] / new_small[0]:.2f}, "
-            f"duplicate x{dup_large[0] / dup_small[0]:.2f} "
+            f"  {archive.label:<10} {archive.size:>7} texts, {archive.fingerprint_rows():>9} fingerprints: "
+            f"new text {statistics.median(new[key]):.2f} ms (p90 {_p90(new[key]):.2f}), "
+            f"duplicate {statistics.median(dup[key]):.2f} ms (p90 {_p90(dup[key]):.2f}; "
+            f"{found[key]}/{len(dup_queries)} found)",
+            flush=True,
+        )
+    for label in dict.fromkeys(a.label for a in archives):
+        same = sorted((a for a in archives if a.label == label), key=lambda a: a.size)
+        small, large = id(same[0]), id(same[-1])
+        print(
+            f"{label}: lookup cost from {same[0].size} to {same[-1].size} texts: "
+            f"new text x{statistics.median(new[large]) / statistics.median(new[small]):.2f}, "
+            f"duplicate x{statistics.median(dup[large]) / statistics.median(dup[small]):.2f} "
             "(goal: at most x1.5)"
         )
 
@@ -279,41 +293,45 @@ def pages_versus_extraction(tmp: Path) -> None:
     )
 
 
-def postgres_database(server_url: str) -> tuple[str, sa.Engine, str]:
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+def postgres_database(admin: sa.Engine, server_url: str) -> tuple[str, str]:
     name = f"monitor_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    return url, admin, name
+    return url, name
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,200000", help="archive sizes, comma-separated")
     parser.add_argument("--lookups", type=int, default=100, help="lookups of each kind per size")
+    parser.add_argument("--rounds", type=int, default=5, help="measuring rounds, alternating sizes")
     parser.add_argument(
         "--postgres", nargs="?", const=DEFAULT_PG, default=None, metavar="SERVER_URL",
-        help=f"also run on PostgreSQL (a temporary database on SERVER_URL, default {DEFAULT_PG})",
+        help=f"also run on PostgreSQL (temporary databases on SERVER_URL, default {DEFAULT_PG})",
     )
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     lookups = min(args.lookups, PROBES)
     with tempfile.TemporaryDirectory() as tmp:
         pages_versus_extraction(Path(tmp))
-        archives = [Archive("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
-        admin, name = None, None
+        archives = [Archive("sqlite", f"sqlite:///{Path(tmp) / f'bench-{n}.db'}", n) for n in sizes]
+        admin, names = None, []
         if args.postgres:
-            url, admin, name = postgres_database(args.postgres)
-            archives.append(Archive("postgresql", url))
+            admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+            for size in sizes:
+                url, name = postgres_database(admin, args.postgres)
+                names.append(name)
+                archives.append(Archive("postgresql", url, size))
         try:
-            run(archives, sizes, lookups)
+            run(archives, lookups, args.rounds)
         finally:
             for archive in archives:
                 archive.engine.dispose()
             if admin is not None:
                 with admin.connect() as connection:
-                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    for name in names:
+                        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
 
 
