@@ -15,7 +15,7 @@ from servers import HTTPServer, Response
 from monitor.config import PollSettings
 from monitor.errors import FetchError
 from monitor.pipeline.fetch import Fetcher
-from monitor.pipeline.parse import ParsedFeed, parse_feed
+from monitor.pipeline.parse import ParsedFeed, entry_links, parse_feed
 
 FEEDS = SHARED_CORPUS / "feeds"
 REAL = FEEDS / "real"
@@ -52,6 +52,58 @@ def test_every_corpus_file_parses_or_is_refused_cleanly(path: Path) -> None:
         assert entry.url is None or entry.url.startswith(("http://", "https://"))
         for text in (entry.title, entry.summary, entry.content):
             assert text is None or "<p>" not in text
+
+
+def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
+    """The quick scan must never name a link the full parse would not: every answer is
+    checked against feedparser on the whole corpus, and it must answer for most real feeds."""
+    answered = 0
+    for path in CORPUS:
+        body = path.read_bytes()
+        url = f"https://example.org/{path.name}"
+        links = entry_links(body, url=url)
+        if links is None:
+            continue
+        answered += 1
+        feed = parse_feed(body, url=url)
+        assert links == [entry.url for entry in feed.entries], path
+    real_feeds = [p for p in CORPUS if p.parent.name == "real"]
+    answered_real = sum(entry_links(p.read_bytes(), url=FEED_URL) is not None for p in real_feeds)
+    assert answered >= 90
+    assert answered_real >= len(real_feeds) // 2, (answered_real, len(real_feeds))
+
+
+@pytest.mark.parametrize(
+    ("body", "links"),
+    [
+        (b'<rss><channel><item><link> https://a.example/1 </link></item></channel></rss>', ["https://a.example/1"]),
+        (b'<rss><channel><item><guid>https://a.example/g</guid><link>https://a.example/1</link></item>'
+         b"</channel></rss>", ["https://a.example/1"]),
+        (b"<rss><channel></channel></rss>", []),
+        # Unsure: parse in full.
+        (b"<rss><channel><item><guid>https://a.example/g</guid></item></channel></rss>", None),
+        (b"<rss><channel><item><link>/relative</link></item></channel></rss>", None),
+        (b"<rss><channel><item><link>https://a.example/1</link><link>https://a.example/2</link></item>"
+         b"</channel></rss>", None),
+        (b'<rss xmlns:atom="http://www.w3.org/2005/Atom"><channel><item><link>https://a.example/1</link>'
+         b'<atom:link href="https://a.example/2"/></item></channel></rss>', None),
+        (b"<rss><channel><item><link>https://a.example/1</link></item>", None),  # not well-formed
+        (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id>'
+         b'<link rel="self" href="https://a.example/self"/><link href="https://a.example/1"/></entry></feed>',
+         ["https://a.example/1"]),
+        (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><link href="https://a.example/1"/>'
+         b'<link rel="alternate" type="text/html" href="https://a.example/2"/></entry></feed>', None),
+        (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id></entry></feed>', None),
+        (b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">'
+         b"<channel/><item><link>https://a.example/1</link></item></rdf:RDF>", ["https://a.example/1"]),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}', None),
+        (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><rss><channel><item><link>&e;</link>'
+         b"</item></channel></rss>", None),
+        (b"<html><body>not a feed</body></html>", None),
+    ],
+)
+def test_entry_links(body: bytes, links: list[str] | None) -> None:
+    assert entry_links(body, url=FEED_URL) == links
 
 
 # --------------------------------------------------------------------------- real feeds

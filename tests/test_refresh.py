@@ -152,6 +152,48 @@ def test_a_second_poll_stores_only_new_entries(
     assert feed_row(engine, "Wire").articles_stored == 4
 
 
+class CountingPool(CPUPool):
+    """The module's pool, counting full parses."""
+
+    def __init__(self, pool: CPUPool) -> None:
+        self.__dict__.update(pool.__dict__)
+        self.parses = 0
+
+    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> Any:
+        self.parses += 1
+        return await super().parse(body, url=url, content_type=content_type)
+
+
+@pytest.mark.parametrize("kind", ["rss20", "atom"])
+def test_a_changed_feed_of_known_stories_is_not_parsed_in_full(
+    kind: str, configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    for n in range(3):
+        serve_page(server, f"/s/{n}", f"Story {n}", story(f"page {n}"))
+    first = [Item(f"Story {n}", server.url(f"/s/{n}"), summary=story(f"first {n}", 3)) for n in range(2)]
+    serve_feed(server, "/feed", RENDER[kind](first, link=server.url("/")), kind)
+    settings = configure({"Wire": "/feed"})
+    counting = CountingPool(pool)
+    assert poll(settings, engine, counting).stored == 2
+    assert counting.parses == 1
+
+    # New titles and tracking parameters, the same stories: recognised without feedparser.
+    again = [Item(f"Story {n}, updated", server.url(f"/s/{n}?utm_source=rss"), summary="changed") for n in range(2)]
+    serve_feed(server, "/feed", RENDER[kind](again, link=server.url("/")), kind)
+    report = poll(settings, engine, counting)
+    assert (report.ok, report.entries_seen, report.new_entries, report.stored) == (1, 2, 0, 0)
+    assert counting.parses == 1
+    body_hash = feed_row(engine, "Wire").body_hash
+
+    # One new story among them: parsed in full, and only the new page fetched.
+    serve_feed(server, "/feed", RENDER[kind]([Item("Story 2", server.url("/s/2")), *first], link=server.url("/")), kind)
+    report = poll(settings, engine, counting)
+    assert (report.entries_seen, report.new_entries, report.stored) == (3, 1, 1)
+    assert counting.parses == 2
+    assert [len(server.hits(f"/s/{n}")) for n in range(3)] == [1, 1, 1]
+    assert feed_row(engine, "Wire").body_hash != body_hash
+
+
 def test_the_same_story_in_two_feeds_is_stored_once(
     configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
 ) -> None:

@@ -242,6 +242,80 @@ def _struct_to_utc(value: Any) -> datetime | None:
     return moment if moment >= _EARLIEST else None
 
 
+# ------------------------------------------------------------------ links at a glance
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_RSS_ITEM_PARENTS = {"rss": "channel", "RDF": None}
+_HTML_TYPES = {"text/html", "application/xhtml+xml"}
+_SCAN_PARSER = lxml.etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+)
+
+
+def entry_links(body: bytes, *, url: str) -> list[str] | None:
+    """The article link of every entry of a well-formed RSS or Atom feed; None when unsure.
+
+    A tenth of a millisecond instead of feedparser's ten: enough to tell that a changed
+    feed lists only stories already stored, the common case. Only an unambiguous answer
+    is given: strictly well-formed XML (so feedparser sees the same entries), and for
+    every entry exactly one link, absolute and http(s), in the place feedparser takes
+    it from, made absolute as ``parse_feed`` makes it. Anything else (JSON Feed, a
+    relative or missing link, several candidate links) gives None: parse it in full.
+    """
+    if _looks_binary(body) or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"<":
+        return None
+    try:
+        root = lxml.etree.fromstring(body, _SCAN_PARSER)
+    except (lxml.etree.XMLSyntaxError, ValueError):
+        return None
+    if not isinstance(root.tag, str):
+        return None
+    local = lxml.etree.QName(root).localname
+    if root.tag == _ATOM + "feed":
+        entries, pick = root.findall(_ATOM + "entry"), _atom_link
+    elif local in _RSS_ITEM_PARENTS:
+        parent = root.find(_RSS_ITEM_PARENTS[local]) if _RSS_ITEM_PARENTS[local] else root
+        if parent is None:
+            return None
+        entries = [e for e in parent if isinstance(e.tag, str) and lxml.etree.QName(e).localname == "item"]
+        pick = _rss_link
+    else:
+        return None
+    links = []
+    for entry in entries:
+        link = pick(entry)
+        if link is None or not link.isascii() or not link.startswith(("http://", "https://")):
+            return None
+        absolute = _absolute(link, url)
+        if absolute is None:
+            return None
+        links.append(absolute)
+    return links
+
+
+def _local_children(element: Any, name: str) -> list[Any]:
+    return [c for c in element if isinstance(c.tag, str) and lxml.etree.QName(c).localname == name]
+
+
+def _rss_link(item: Any) -> str | None:
+    links = _local_children(item, "link")
+    if len(links) != 1 or links[0].get("href") is not None:
+        return None
+    # feedparser takes a <link> over a permalink <guid>, wherever each stands.
+    return (links[0].text or "").strip() or None
+
+
+def _atom_link(entry: Any) -> str | None:
+    if len(_local_children(entry, "link")) != len(entry.findall(_ATOM + "link")):
+        return None  # a link of another vocabulary: leave it to feedparser
+    alternates = [
+        link.get("href", "").strip()
+        for link in entry.findall(_ATOM + "link")
+        if link.get("rel", "alternate") == "alternate" and link.get("type", "text/html") in _HTML_TYPES
+    ]
+    return alternates[0] if len(alternates) == 1 and alternates[0] else None
+
+
 # --------------------------------------------------------------------------- JSON Feed
 
 
@@ -407,4 +481,4 @@ def _html_to_text(value: str | None, limit: int | None = None) -> str | None:
     return _clean_text(root.text_content(), limit)
 
 
-__all__ = ["Entry", "ParsedFeed", "parse_feed"]
+__all__ = ["Entry", "ParsedFeed", "entry_links", "parse_feed"]

@@ -1,7 +1,7 @@
 """Refresh one feed: the pipeline line, in order.
 
-    fetch (conditional GET) → unchanged? → parse → canonicalise → known in bulk →
-    fetch each new page → extract (process pool) → store (dedup, match, alerts)
+    fetch (conditional GET) → unchanged? → only known links? → parse → canonicalise →
+    known in bulk → fetch each new page → extract (process pool) → store (dedup, match, alerts)
 
 ``Refresher.refresh`` never raises for a feed's own trouble: every failure is classified
 once (``FetchError.kind``) and returned in the ``RefreshOutcome``, which the worker
@@ -43,7 +43,7 @@ from monitor.errors import FetchError
 from monitor.pipeline.extract import Extracted, extract_html
 from monitor.pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult
 from monitor.pipeline.ingest import Archive, Candidate, StoreResult
-from monitor.pipeline.parse import Entry, ParsedFeed, parse_feed
+from monitor.pipeline.parse import Entry, ParsedFeed, entry_links, parse_feed
 from monitor.pipeline.urls import canonical_url
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,12 @@ def _parse_job(body: bytes, url: str, content_type: str | None) -> tuple[Any, ..
     return ("ok", document, urls)
 
 
+def _scan_job(body: bytes, url: str) -> list[str] | None:
+    """The canonical URLs of a well-formed feed's entries, or None when unsure."""
+    links = entry_links(body, url=url)
+    return None if links is None else [canonical_url(link, base=url) for link in links]
+
+
 def _extract_job(body: bytes, url: str) -> tuple[Extracted | None, str | None]:
     try:
         return extract_html(body, url=url, metadata=True), None
@@ -223,6 +229,9 @@ class CPUPool:
         if result[0] == "error":
             raise FetchError(result[1], result[2])
         return result[1], result[2]
+
+    async def scan(self, body: bytes, *, url: str) -> list[str] | None:
+        return await self._run(_scan_job, body, url)
 
     async def extract(self, body: bytes, *, url: str) -> tuple[Extracted | None, str | None]:
         return await self._run(_extract_job, body, url)
@@ -333,6 +342,10 @@ class Refresher:
         if digest == feed.body_hash:
             # The server ignores conditional requests but sent the same bytes again.
             return self._quiet(feed, "unchanged", result, digest)
+        links = await self.pool.scan(result.body, url=result.url)
+        if links is not None and not set(links) - await self.db(self._known_urls, links):
+            # A changed feed that lists only stories already stored: no full parse.
+            return self._known_only(feed, result, digest, entries=len(links))
         document, urls = await self.pool.parse(result.body, url=result.url, content_type=result.content_type)
         entries = self._entries(feed, document, urls)
         known = await self.db(self._known_urls, list(entries))
@@ -357,6 +370,19 @@ class Refresher:
             body_hash=digest,
             max_age=result.max_age,
             warning=document.warning,
+        )
+
+    @staticmethod
+    def _known_only(feed: FeedSnapshot, result: FetchResult, digest: str, *, entries: int) -> RefreshOutcome:
+        return RefreshOutcome(
+            feed.id,
+            feed.name,
+            "ok",
+            entries_seen=entries,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=digest,
+            max_age=result.max_age,
         )
 
     @staticmethod
