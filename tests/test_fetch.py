@@ -509,3 +509,68 @@ def test_custom_transport_still_gets_address_checks(server: HTTPServer) -> None:
         asyncio.run(run(poll(allow_private_networks=False)))
     assert caught.value.kind == FailureKind.BLOCKED and server.requests == []
     assert asyncio.run(run(poll())).body == RSS
+
+
+# ------------------------------------------------------------------ kept-alive connections
+
+
+class KeepAliveServer:
+    """A raw HTTP/1.1 server counting connections; ``close_idle`` drops each one after its answer."""
+
+    def __init__(self, *, close_idle: bool) -> None:
+        self.close_idle = close_idle
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/feed.xml"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                _head, buffer = buffer.split(b"\r\n\r\n", 1)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(RSS), RSS)
+                )
+                if self.close_idle:  # as a server whose keep-alive timeout is shorter
+                    return
+
+    def __enter__(self) -> KeepAliveServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+
+
+@pytest.mark.parametrize(("close_idle", "connections"), [(False, 1), (True, 3)])
+def test_idle_connections_are_reused_unless_the_server_closed_them(close_idle: bool, connections: int) -> None:
+    async def three_fetches(url: str) -> list[bytes | None]:
+        async with Fetcher(poll()) as fetcher:
+            bodies = []
+            for _ in range(3):
+                bodies.append((await fetcher.fetch(url)).body)
+                await asyncio.sleep(0.1)  # let a closing server's FIN arrive
+            return bodies
+
+    with KeepAliveServer(close_idle=close_idle) as server:
+        assert asyncio.run(three_fetches(server.url)) == [RSS] * 3
+    assert server.connections == connections
