@@ -294,7 +294,37 @@ def record_outcome(
     now: datetime | None = None,
 ) -> datetime:
     """Write the outcome, health and next poll on the feed and release its lease, atomically."""
+    (next_poll_at,) = record_outcomes(engine, [(outcome, feed)], owner=owner, poll=poll, rng=rng, now=now)
+    return next_poll_at
+
+
+def record_outcomes(
+    engine: sa.Engine,
+    outcomes: Sequence[tuple[RefreshOutcome, FeedSnapshot]],
+    *,
+    owner: str,
+    poll: PollSettings,
+    rng: random.Random,
+    now: datetime | None = None,
+) -> list[datetime]:
+    """``record_outcome`` for several feeds in one transaction; their next polls, in order."""
     now = now or utcnow()
+    updates = [_outcome_update(outcome, feed, owner=owner, poll=poll, rng=rng, now=now) for outcome, feed in outcomes]
+    with engine.begin() as connection:
+        for statement, _next in updates:
+            connection.execute(statement)
+    return [next_poll_at for _statement, next_poll_at in updates]
+
+
+def _outcome_update(
+    outcome: RefreshOutcome,
+    feed: FeedSnapshot,
+    *,
+    owner: str,
+    poll: PollSettings,
+    rng: random.Random,
+    now: datetime,
+) -> tuple[sa.Update, datetime]:
     error_count = feed.error_count + 1 if outcome.failed else 0
     next_poll_at, not_before = plan_next(
         outcome, interval=feed.interval, error_count=error_count, poll=poll, now=now, rng=rng
@@ -326,9 +356,7 @@ def record_outcome(
         )
         if outcome.status == "ok":
             values.update(entries_seen=outcome.entries_seen, articles_stored=Feed.articles_stored + outcome.stored)
-    with engine.begin() as connection:
-        connection.execute(sa.update(Feed).where(Feed.id == feed.id).values(**values))
-    return next_poll_at
+    return sa.update(Feed).where(Feed.id == feed.id).values(**values), next_poll_at
 
 
 def _fits(value: str | None, limit: int) -> str | None:
@@ -449,6 +477,8 @@ class Worker:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._on_outcome: Callable[[RefreshOutcome], None] | None = None
+        self._outcomes: list[tuple[RefreshOutcome, FeedSnapshot, asyncio.Future[datetime]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Worker:
         self.fetcher = Fetcher(self.settings.poll)
@@ -479,6 +509,40 @@ class Worker:
         await self._db(reclaim_abandoned)
         return await self._db(claim_feeds, owner=self.owner, poll=self.settings.poll, limit=limit, **kwargs)
 
+    async def _record(self, outcome: RefreshOutcome, feed: FeedSnapshot) -> datetime:
+        """Record ``outcome``, together with those that finish while a write is under way.
+
+        One transaction per batch rather than per feed: when hundreds of feeds finish
+        within a second, most of a transaction's cost (its commit) is shared.
+        """
+        done: asyncio.Future[datetime] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, feed, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_pending(), name="record-outcomes")
+        return await asyncio.shield(done)
+
+    async def _record_pending(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                planned = await self._db(
+                    record_outcomes,
+                    outcomes=[(o, f) for o, f, _done in batch],
+                    owner=self.owner,
+                    poll=self.settings.poll,
+                    rng=self.rng,
+                )
+            except BaseException as exc:
+                for _o, _f, done in batch:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_o, _f, done), next_poll_at in zip(batch, planned, strict=True):
+                if not done.done():
+                    done.set_result(next_poll_at)
+
     def _start(self, feed: FeedSnapshot, report: CycleReport | None) -> None:
         task = asyncio.create_task(self._poll_feed(feed, report), name=f"feed-{feed.id}")
         self._tasks[feed.id] = task
@@ -488,9 +552,7 @@ class Worker:
         assert self.refresher is not None
         outcome = await self.refresher.refresh(feed)
         try:
-            next_poll_at = await self._db(
-                record_outcome, outcome=outcome, feed=feed, owner=self.owner, poll=self.settings.poll, rng=self.rng
-            )
+            next_poll_at = await self._record(outcome, feed)
         except Exception:
             # The lease expires and another poll will redo the work; nothing is lost.
             log.exception("feed %r: cannot record the outcome", feed.name)
@@ -553,6 +615,9 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
             if pending:
                 log.info("abandoned %d feed poll(s) in flight; they stay due", len(pending))
+        if self._recorder is not None:
+            # Outcomes already handed over are written before the database thread stops.
+            await asyncio.gather(self._recorder, return_exceptions=True)
         if self.refresher is not None:
             # Database work already under way finishes (one transaction each).
             await asyncio.to_thread(self.refresher.close)

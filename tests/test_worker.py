@@ -23,7 +23,7 @@ from monitor.config import FeedConfig, PollSettings
 from monitor.db import session
 from monitor.models import Article, Feed, utcnow
 from monitor.pipeline.refresh import FeedSnapshot, RefreshOutcome
-from monitor.worker import claim_feeds, plan_next, reclaim_abandoned, record_outcome, sync_feeds
+from monitor.worker import claim_feeds, plan_next, reclaim_abandoned, record_outcome, record_outcomes, sync_feeds
 from servers import HTTPServer, Response
 
 MONITOR = [str(Path(sys.executable).parent / "monitor")]
@@ -137,6 +137,25 @@ def test_a_leased_feed_is_not_claimed_again_until_the_lease_expires(engine: sa.E
     record_outcome(engine, outcome(), first[0], owner="h:1:a", poll=poll, rng=random.Random(1))
     feed = feeds_by_name(engine)[first[0].name]
     assert feed.lease_owner == "h:2:b" and feed.status == "ok"
+
+
+def test_outcomes_recorded_together_each_land_on_their_own_feed(engine: sa.Engine) -> None:
+    _add_feeds(engine, 3)
+    poll = PollSettings(lease=300)
+    a, b, c = claim_feeds(engine, owner="h:1:a", poll=poll, limit=10, now=NOW)
+    results = [
+        (outcome(etag='"a"', body_hash="ha", entries_seen=4, stored=2), a),
+        (outcome("error", error_kind="http_5xx", error_message="HTTP 503"), b),
+        (outcome("not_modified", etag='"c"'), c),
+    ]
+    planned = record_outcomes(engine, results, owner="h:1:a", poll=poll, rng=random.Random(1), now=NOW)
+
+    assert len(planned) == 3 and all(when > NOW for when in planned)
+    rows = feeds_by_name(engine)
+    assert (rows[a.name].status, rows[a.name].etag, rows[a.name].articles_stored) == ("ok", '"a"', 2)
+    assert (rows[b.name].status, rows[b.name].error_kind, rows[b.name].error_count) == ("error", "http_5xx", 1)
+    assert (rows[c.name].status, rows[c.name].etag) == ("ok", '"c"')
+    assert all(row.lease_owner is None for row in rows.values())
 
 
 def test_concurrent_claims_never_share_a_feed(engine: sa.Engine) -> None:
