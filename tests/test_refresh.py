@@ -10,7 +10,7 @@ import asyncio
 import random
 import socket
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -192,6 +192,31 @@ def test_a_changed_feed_of_known_stories_is_not_parsed_in_full(
     assert counting.parses == 2
     assert [len(server.hits(f"/s/{n}")) for n in range(3)] == [1, 1, 1]
     assert feed_row(engine, "Wire").body_hash != body_hash
+
+
+def test_page_metadata_fills_in_what_the_entry_lacks(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    for name in ("dated", "undated"):
+        serve_page(server, f"/{name}", f"Page title {name}", story(name), author="A. Writer", date="2022-01-07T08:30:00+00:00")
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><link>https://x.example/</link>'
+        f"<item><title>Dated</title><link>{server.url('/dated')}</link>"
+        "<pubDate>Thu, 06 Jan 2022 10:00:00 GMT</pubDate></item>"
+        f"<item><title>Undated</title><link>{server.url('/undated')}</link></item></channel></rss>"
+    )
+    serve_feed(server, "/feed", feed)
+    settings = configure({"Wire": "/feed"})
+
+    assert poll(settings, engine, pool).stored == 2
+
+    stored = {a.url.rsplit("/", 1)[1]: a for a in articles(engine)}
+    # The feed's date stands; without one, the page's is found.
+    assert stored["dated"].published_at == datetime(2022, 1, 6, 10, 0, tzinfo=UTC)
+    assert stored["undated"].published_at == datetime(2022, 1, 7, tzinfo=UTC)  # to the day
+    # From the page's head, and from trafilatura's metadata (which normalises names).
+    assert [stored[n].author for n in ("dated", "undated")] == ["A. Writer", "A Writer"]
+    assert [stored[n].title for n in ("dated", "undated")] == ["Page title dated", "Page title undated"]
 
 
 def test_the_same_story_in_two_feeds_is_stored_once(

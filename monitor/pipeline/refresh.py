@@ -142,9 +142,9 @@ def _scan_job(body: bytes, url: str) -> list[str] | None:
     return None if links is None else [canonical_url(link, base=url) for link in links]
 
 
-def _extract_job(body: bytes, url: str) -> tuple[Extracted | None, str | None]:
+def _extract_job(body: bytes, url: str, metadata: bool) -> tuple[Extracted | None, str | None]:
     try:
-        return extract_html(body, url=url, metadata=True), None
+        return extract_html(body, url=url, metadata=metadata), None
     except Exception as exc:  # a page trafilatura chokes on is a page without text
         return None, f"extraction failed ({type(exc).__name__})"
 
@@ -233,8 +233,8 @@ class CPUPool:
     async def scan(self, body: bytes, *, url: str) -> list[str] | None:
         return await self._run(_scan_job, body, url)
 
-    async def extract(self, body: bytes, *, url: str) -> tuple[Extracted | None, str | None]:
-        return await self._run(_extract_job, body, url)
+    async def extract(self, body: bytes, *, url: str, metadata: bool = True) -> tuple[Extracted | None, str | None]:
+        return await self._run(_extract_job, body, url, metadata)
 
     def close(self) -> None:
         with self._lock:
@@ -302,6 +302,10 @@ class Refresher:
         self.db_executor = db_executor or ThreadPoolExecutor(1, thread_name_prefix="monitor-db")
         # Pages being fetched right now, so two feeds carrying one story fetch it once.
         self._inflight: dict[str, asyncio.Future[StoreResult | None]] = {}
+        # Pages downloaded or waiting for extraction at once: downloads outpace the
+        # extraction pool, and without a bound a burst of new entries would hold every
+        # page in memory until its turn.
+        self._page_slots = asyncio.Semaphore(max(settings.poll.concurrency, 2 * pool.workers))
 
     async def db(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on the database thread."""
@@ -453,7 +457,8 @@ class Refresher:
     async def _fetch_extract_store(
         self, feed: FeedSnapshot, url: str, entry: Entry, tally: _Tally
     ) -> StoreResult | None:
-        page = await self._page(url, entry)
+        async with self._page_slots:
+            page = await self._page(url, entry)
         candidate = self._candidate(feed, url, entry, page)
         if candidate is None:
             tally.skipped += 1
@@ -471,7 +476,10 @@ class Refresher:
             return _Page(None, _problem(exc))
         if not result.body or not _is_html(result.content_type):
             return _Page(None, "empty" if not result.body else "not_html")
-        extracted, problem = await self.pool.extract(result.body, url=result.url)
+        # trafilatura's metadata search costs a third of the extraction; the entry's
+        # own date (and title, author) are as good, so it runs only without one.
+        metadata = entry.published_at is None
+        extracted, problem = await self.pool.extract(result.body, url=result.url, metadata=metadata)
         if extracted is None:
             return _Page(None, problem or "empty")
         return _Page(extracted)

@@ -204,7 +204,8 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
                 "pool_rss_mb": round(max((proc_status_kb(p, "VmRSS") for p in pool_pids(worker)), default=0) / 1024, 1),
             })
             print(f"  new-article cycle {cycle + 1}: {report.stored} stored "
-                  f"({report.duplicates} duplicates) in {wall_n:.1f}s", flush=True)
+                  f"({report.duplicates} duplicates) in {wall_n:.1f}s, CPU worker {cpu_n:.1f}s "
+                  f"+ pool {children_n:.1f}s", flush=True)
             if cycle == 0:
                 first = report
                 first_wall = wall_n
