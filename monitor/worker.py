@@ -309,54 +309,80 @@ def record_outcomes(
 ) -> list[datetime]:
     """``record_outcome`` for several feeds in one transaction; their next polls, in order."""
     now = now or utcnow()
-    updates = [_outcome_update(outcome, feed, owner=owner, poll=poll, rng=rng, now=now) for outcome, feed in outcomes]
+    planned: list[datetime] = []
+    batches: dict[str, list[dict[str, Any]]] = {}
+    for outcome, feed in outcomes:
+        error_count = feed.error_count + 1 if outcome.failed else 0
+        next_poll_at, not_before = plan_next(
+            outcome, interval=feed.interval, error_count=error_count, poll=poll, now=now, rng=rng
+        )
+        planned.append(next_poll_at)
+        params: dict[str, Any] = {
+            "b_id": feed.id,
+            "b_owner": owner,
+            "b_now": now,
+            "b_next": next_poll_at,
+            "b_not_before": not_before,
+        }
+        if outcome.failed:
+            kind = "failed"
+            params.update(b_kind=outcome.error_kind, b_message=(outcome.error_message or "")[:2000])
+        else:
+            kind = "polled" if outcome.status == "ok" else "quiet"
+            params.update(
+                b_etag=_fits(outcome.etag, 500),
+                b_last_modified=_fits(outcome.last_modified, 100),
+                b_body_hash=outcome.body_hash,
+                b_entries=outcome.entries_seen,
+                b_stored=outcome.stored,
+            )
+        batches.setdefault(kind, []).append(params)
     with engine.begin() as connection:
-        for statement, _next in updates:
-            connection.execute(statement)
-    return [next_poll_at for _statement, next_poll_at in updates]
+        for kind, rows in batches.items():
+            connection.execute(_OUTCOME_UPDATES[kind], rows)
+    return planned
 
 
-def _outcome_update(
-    outcome: RefreshOutcome,
-    feed: FeedSnapshot,
-    *,
-    owner: str,
-    poll: PollSettings,
-    rng: random.Random,
-    now: datetime,
-) -> tuple[sa.Update, datetime]:
-    error_count = feed.error_count + 1 if outcome.failed else 0
-    next_poll_at, not_before = plan_next(
-        outcome, interval=feed.interval, error_count=error_count, poll=poll, now=now, rng=rng
-    )
-    values: dict[str, Any] = {
-        "last_polled_at": now,
-        "next_poll_at": next_poll_at,
-        "not_before": not_before,
-        "lease_owner": sa.case((Feed.lease_owner == owner, None), else_=Feed.lease_owner),
-        "lease_expires_at": sa.case((Feed.lease_owner == owner, None), else_=Feed.lease_expires_at),
+def _outcome_statements() -> dict[str, sa.Update]:
+    """The three shapes of an outcome's update, built once; each poll only binds values."""
+    feed = Feed.__table__
+    ours = feed.c.lease_owner == sa.bindparam("b_owner")
+    common = {
+        "last_polled_at": sa.bindparam("b_now"),
+        "next_poll_at": sa.bindparam("b_next"),
+        "not_before": sa.bindparam("b_not_before"),
+        # A lease taken over by another worker (ours expired) stays theirs.
+        "lease_owner": sa.case((ours, None), else_=feed.c.lease_owner),
+        "lease_expires_at": sa.case((ours, None), else_=feed.c.lease_expires_at),
     }
-    if outcome.failed:
-        values.update(
-            status="error",
-            error_kind=outcome.error_kind,
-            error_message=(outcome.error_message or "")[:2000],
-            error_count=Feed.error_count + 1,
-        )
-    else:
-        values.update(
-            status="ok",
-            error_kind=None,
-            error_message=None,
-            error_count=0,
-            last_success_at=now,
-            etag=_fits(outcome.etag, 500),
-            last_modified=_fits(outcome.last_modified, 100),
-            body_hash=outcome.body_hash,
-        )
-        if outcome.status == "ok":
-            values.update(entries_seen=outcome.entries_seen, articles_stored=Feed.articles_stored + outcome.stored)
-    return sa.update(Feed).where(Feed.id == feed.id).values(**values), next_poll_at
+    success = {
+        **common,
+        "status": "ok",
+        "error_kind": None,
+        "error_message": None,
+        "error_count": 0,
+        "last_success_at": sa.bindparam("b_now"),
+        "etag": sa.bindparam("b_etag"),
+        "last_modified": sa.bindparam("b_last_modified"),
+        "body_hash": sa.bindparam("b_body_hash"),
+    }
+    failure = {
+        **common,
+        "status": "error",
+        "error_kind": sa.bindparam("b_kind"),
+        "error_message": sa.bindparam("b_message"),
+        "error_count": feed.c.error_count + 1,
+    }
+    polled = {
+        **success,
+        "entries_seen": sa.bindparam("b_entries"),
+        "articles_stored": feed.c.articles_stored + sa.bindparam("b_stored"),
+    }
+    update = feed.update().where(feed.c.id == sa.bindparam("b_id"))
+    return {"failed": update.values(failure), "quiet": update.values(success), "polled": update.values(polled)}
+
+
+_OUTCOME_UPDATES = _outcome_statements()
 
 
 def _fits(value: str | None, limit: int) -> str | None:

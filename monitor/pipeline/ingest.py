@@ -24,6 +24,12 @@ from monitor.pipeline.match import EntityMatcher, Match
 from monitor.text import content_hash
 
 
+# Built once: a poll of a thousand feeds asks it a thousand times.
+_KNOWN_URLS = sa.select(Article.__table__.c.url).where(
+    Article.__table__.c.url.in_(sa.bindparam("urls", expanding=True))
+)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """An article about to be stored: extracted text plus what is known of it."""
@@ -78,8 +84,7 @@ class Archive:
         wanted = list(dict.fromkeys(urls))
         known: set[str] = set()
         for start in range(0, len(wanted), 1000):
-            chunk = wanted[start : start + 1000]
-            known.update(session.exec(select(Article.url).where(Article.url.in_(chunk))).all())
+            known.update(session.execute(_KNOWN_URLS, {"urls": wanted[start : start + 1000]}).scalars())
         return known
 
     def store(self, session: Session, candidate: Candidate) -> StoreResult:
