@@ -187,34 +187,37 @@ NEW = Verdict(None, similarity=0.0, known_coverage=0.0, new_coverage=0.0, candid
 
 
 @dataclass(frozen=True)
-class _Shingled:
+class Shingled:
     """A text as the dedup sees it: its words and its shingles in order."""
 
     words: int
     hashes: list[int]  # one unsigned 64-bit hash per shingle position
     common: list[bool]  # whether that shingle is made only of common words
+    digest: str = ""  # content hash of the whole text (``monitor.text.content_hash``)
 
     @classmethod
-    def of(cls, text: str) -> _Shingled:
+    def of(cls, text: str) -> Shingled:
         return cls.of_tokens(tokens(text))
 
     @classmethod
-    def of_tokens(cls, words: list[str]) -> _Shingled:
+    def of_tokens(cls, words: list[str]) -> Shingled:
+        digest = tokens_hash(words)
         if len(words) < SHINGLE:
-            return cls(words=len(words), hashes=[], common=[])
+            return cls(words=len(words), hashes=[], common=[], digest=digest)
         is_common = [len(w) <= 2 or w in _COMMON_WORDS for w in words]
         grams = zip(words, words[1:], words[2:], strict=False)
         hashes = [xxhash.xxh3_64_intdigest(f"{a} {b} {c}".encode()) for a, b, c in grams]
         common = [
             a and b and c for a, b, c in zip(is_common, is_common[1:], is_common[2:], strict=False)
         ]
-        return cls(words=len(words), hashes=hashes, common=common)
+        return cls(words=len(words), hashes=hashes, common=common, digest=digest)
 
-    def head(self, shingles: int) -> _Shingled:
+    def head(self, shingles: int) -> Shingled:
         """The text cut after its first ``shingles`` shingles."""
         if len(self.hashes) <= shingles:
             return self
-        return _Shingled(shingles + SHINGLE - 1, self.hashes[:shingles], self.common[:shingles])
+        return Shingled(shingles + SHINGLE - 1, self.hashes[:shingles], self.common[:shingles], self.digest)
+
 
     def fingerprints(self, limit: int | None = None) -> list[int]:
         """The sampled shingle hashes (signed, as stored), the smallest first."""
@@ -223,6 +226,11 @@ class _Shingled:
         if limit is not None:
             sampled = sampled[:limit]
         return [h - (1 << 64) if h >= _SIGN64 else h for h in sampled]
+
+
+def shingle(text: str) -> Shingled:
+    """``text`` tokenised and shingled once, for ``check``, ``add`` and its content hash."""
+    return Shingled.of(text)
 
 
 # ---------------------------------------------------------------------- alignment
@@ -255,7 +263,7 @@ def _best_window(known: list[int], new_set: set[int], size: int) -> int:
     return min(best_start, max(0, len(known) - size))
 
 
-def _blocks(new: _Shingled, known: _Shingled) -> list[tuple[int, int, int, int]]:
+def _blocks(new: Shingled, known: Shingled) -> list[tuple[int, int, int, int]]:
     """Word ranges ``(new_start, new_end, known_start, known_end)`` matched in order.
 
     Each range is a run of shared shingles (so at least ``SHINGLE`` words in a row)
@@ -292,7 +300,7 @@ def _bridge(blocks: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int
     return bridged
 
 
-def _align(new: _Shingled, known: _Shingled, settings: DedupSettings) -> Similarity:
+def _align(new: Shingled, known: Shingled, settings: DedupSettings) -> Similarity:
     if not new.hashes or not known.hashes:
         # Fewer than three words: too little to call a republication (an exact copy is
         # still found by ``DedupIndex.check`` through the content hash).
@@ -332,12 +340,12 @@ _NOTHING = Similarity(0.0, 0.0, 0.0, 0.0, False)
 
 def fingerprints(text: str) -> list[int]:
     """The fingerprints the index stores for ``text``: signed 64-bit, smallest first."""
-    return _Shingled.of(text).head(MAX_INDEX_SHINGLES).fingerprints()
+    return Shingled.of(text).head(MAX_INDEX_SHINGLES).fingerprints()
 
 
 def compare(new_text: str, known_text: str, settings: DedupSettings) -> Similarity:
     """How far ``new_text`` is a republication of ``known_text``; no database involved."""
-    return _align(_Shingled.of(new_text), _Shingled.of(known_text), settings)
+    return _align(Shingled.of(new_text), Shingled.of(known_text), settings)
 
 
 # The lookup's statements, built once: each lookup only binds its values.
@@ -393,18 +401,17 @@ class DedupIndex:
 
     def __init__(self, settings: DedupSettings) -> None:
         self.settings = settings
-        self._cache: OrderedDict[tuple[str, int], tuple[str, _Shingled]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], tuple[str, Shingled]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---- reading
 
-    def check(self, session: Session, text: str) -> Verdict:
+    def check(self, session: Session, text: str | Shingled) -> Verdict:
         """The verdict on ``text`` against every indexed text; reads, never writes."""
-        words = tokens(text)
-        if not words:
+        new = text if isinstance(text, Shingled) else Shingled.of(text)
+        if not new.words:
             return NEW
-        new = _Shingled.of_tokens(words)
-        exact = session.execute(_EXACT, {"digest": tokens_hash(words)}).first()
+        exact = session.execute(_EXACT, {"digest": new.digest}).first()
         if exact is not None:
             known = _known("seed" if exact.rank == 0 else "article", exact.id, exact.name)
             return Verdict(known, 1.0, 1.0, 1.0, candidates=1)
@@ -426,7 +433,7 @@ class DedupIndex:
             candidates=len(candidates),
         )
 
-    def _candidates(self, session: Session, sample: list[int]) -> list[tuple[Known, _Shingled]]:
+    def _candidates(self, session: Session, sample: list[int]) -> list[tuple[Known, Shingled]]:
         """The known texts sharing most fingerprints with the new text, best first."""
         ranked = session.execute(
             _CANDIDATES,
@@ -440,7 +447,7 @@ class DedupIndex:
             ("seed", r.seed_id) if r.seed_id is not None else ("article", r.article_id)
             for r in ranked
         ]
-        found: dict[tuple[str, int], tuple[Known, _Shingled]] = {}
+        found: dict[tuple[str, int], tuple[Known, Shingled]] = {}
         for kind, statement in (("seed", _SEED_TEXTS), ("article", _ARTICLE_TEXTS)):
             ids = [id_ for k, id_ in keys if k == kind]
             if not ids:
@@ -450,14 +457,14 @@ class DedupIndex:
                 found[kind, row.id] = (known, self._shingle(kind, row.id, row.text))
         return [found[key] for key in keys if key in found]
 
-    def _shingle(self, kind: str, id_: int, text: str) -> _Shingled:
+    def _shingle(self, kind: str, id_: int, text: str) -> Shingled:
         key = (kind, id_)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached[0] == text:
                 self._cache.move_to_end(key)
                 return cached[1]
-        shingled = _Shingled.of(text)
+        shingled = Shingled.of(text)
         with self._lock:
             self._cache[key] = (text, shingled)
             self._cache.move_to_end(key)
@@ -470,7 +477,7 @@ class DedupIndex:
     def add(
         self,
         session: Session,
-        text: str,
+        text: str | Shingled,
         *,
         seed_id: int | None = None,
         article_id: int | None = None,
@@ -482,7 +489,8 @@ class DedupIndex:
         """
         _one_owner(seed_id, article_id)
         added = 0
-        hashes = fingerprints(text)
+        shingled = text if isinstance(text, Shingled) else Shingled.of(text)
+        hashes = shingled.head(MAX_INDEX_SHINGLES).fingerprints()
         for start in range(0, len(hashes), _BATCH):
             batch = hashes[start : start + _BATCH]
             found = session.execute(

@@ -19,9 +19,8 @@ from sqlmodel import Session, select
 from monitor.alerts.outbox import enqueue_alerts
 from monitor.config import Settings
 from monitor.models import Article, Mention, utcnow
-from monitor.pipeline.dedup import DedupIndex, Verdict
+from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
-from monitor.text import content_hash
 
 
 # Built once: a poll of a thousand feeds asks it a thousand times.
@@ -75,9 +74,10 @@ class Archive:
         self.matcher = EntityMatcher(settings.entities)
         self.index = DedupIndex(settings.dedup)
 
-    def analyze(self, session: Session, text: str) -> Analysis:
+    def analyze(self, session: Session, text: str, shingled: Shingled | None = None) -> Analysis:
         """Dedup verdict and mentions of ``text`` against the archive; writes nothing."""
-        return Analysis(verdict=self.index.check(session, text), mentions=self.matcher.find(text))
+        verdict = self.index.check(session, shingled or text)
+        return Analysis(verdict=verdict, mentions=self.matcher.find(text))
 
     def known_urls(self, session: Session, urls: Iterable[str]) -> set[str]:
         """Which of ``urls`` are stored already, in one query per thousand URLs."""
@@ -92,8 +92,9 @@ class Archive:
         existing = self._existing(session, candidate.url)
         if existing is not None:
             return existing
-        analysis = self.analyze(session, candidate.text)
-        article = self._article(candidate, analysis.verdict)
+        shingled = shingle(candidate.text)  # once, for the verdict, the hash and the index
+        analysis = self.analyze(session, candidate.text, shingled)
+        article = self._article(candidate, analysis.verdict, shingled.digest)
         try:
             session.add(article)
             session.flush()
@@ -101,7 +102,7 @@ class Archive:
             session.add_all(_mentions(article.id, analysis.mentions))
             alerts = 0
             if not analysis.verdict.is_duplicate:
-                self.index.add(session, candidate.text, article_id=article.id)
+                self.index.add(session, shingled, article_id=article.id)
                 if analysis.mentions:
                     alerts = len(
                         enqueue_alerts(
@@ -138,7 +139,7 @@ class Archive:
         return None if article_id is None else StoreResult(article_id=article_id, created=False)
 
     @staticmethod
-    def _article(candidate: Candidate, verdict: Verdict) -> Article:
+    def _article(candidate: Candidate, verdict: Verdict, digest: str) -> Article:
         known = verdict.duplicate_of
         return Article(
             url=candidate.url,
@@ -150,7 +151,7 @@ class Archive:
             fetched_at=utcnow(),
             feed_id=candidate.feed_id,
             source=candidate.source,
-            content_hash=content_hash(candidate.text),
+            content_hash=digest,
             extraction_note=candidate.extraction_note,
             duplicate_of_article_id=known.id if known and known.kind == "article" else None,
             duplicate_of_seed_id=known.id if known and known.kind == "seed" else None,
