@@ -503,6 +503,8 @@ class Worker:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._on_outcome: Callable[[RefreshOutcome], None] | None = None
+        # Called when a poll has queued alerts (the daemon delivers them right away).
+        self.on_alerts_queued: Callable[[], None] | None = None
         self._outcomes: list[tuple[RefreshOutcome, FeedSnapshot, asyncio.Future[datetime]]] = []
         self._recorder: asyncio.Task[None] | None = None
 
@@ -588,6 +590,8 @@ class Worker:
             report.add(outcome)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+        if outcome.alerts and self.on_alerts_queued is not None:
+            self.on_alerts_queued()
 
     async def poll_cycle(
         self, *, due_only: bool = False, on_outcome: Callable[[RefreshOutcome], None] | None = None
@@ -684,7 +688,7 @@ async def run_daemon(
 
     - ``poll`` every ``poll.tick``: claim due feeds and poll them in the background;
     - ``leases`` every ``poll.lease / 3``: renew the leases of feeds in flight;
-    - ``alerts`` every 30 s: deliver queued alerts;
+    - ``alerts`` every 30 s, and as soon as a poll has queued alerts: deliver them;
     - ``feeds`` every 5 min (and on SIGHUP): re-read the configured feeds.
     """
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -707,13 +711,18 @@ async def run_daemon(
         except Exception:
             log.exception("feed sync failed")
 
+    delivering = asyncio.Event()
+
     async def alerts_job() -> None:
+        delivering.set()
         try:
             report = await asyncio.to_thread(deliver_alerts, engine, settings)
             if report.sent or report.errors:
                 log.info(report.summary())
         except Exception:
             log.exception("alert delivery failed")
+        finally:
+            delivering.clear()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -743,6 +752,14 @@ async def run_daemon(
         scheduler.add_job(alerts_job, "interval", seconds=ALERT_EVERY, id="alerts", **options, **first)
         scheduler.add_job(sync_job, "interval", seconds=SYNC_EVERY, id="feeds", **options)
         scheduler.start()
+
+        def deliver_now() -> None:
+            # New alerts go out at once rather than at the next round; a round under way
+            # already, or the next one, takes those it does not see.
+            if not delivering.is_set():
+                scheduler.modify_job("alerts", next_run_time=datetime.now().astimezone())
+
+        worker.on_alerts_queued = deliver_now
         log.info("worker %s polling %d feed(s); SQLite: %s", worker.owner, len(settings.feeds), settings.is_sqlite)
         try:
             await stop.wait()

@@ -82,6 +82,8 @@ def test_the_daemon_polls_on_the_interval_and_stops_on_sigterm(
     daemon = subprocess.Popen([MONITOR, "--config", str(config), "run"], stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(server.hits("/feed")) >= 3, 90, "three polls of the feed")
+        # Alerts go out as soon as the poll that queued them ends, not at the next round.
+        wait_for(lambda: len(server.hits("/hook")) >= 2, 15, "the two alerts")
         daemon.send_signal(signal.SIGTERM)
         _out, log = daemon.communicate(timeout=15)
     finally:
@@ -90,6 +92,7 @@ def test_the_daemon_polls_on_the_interval_and_stops_on_sigterm(
     assert "feed 'Wire': ok, 2 entries, 2 new, 2 stored" in log
     assert "feed 'Wire': unchanged" in log  # polled again on its interval
     assert "stopped" in log and "Traceback" not in log
+    assert "apscheduler" not in log and "alembic" not in log  # one line per poll, no chatter
     assert count(engine, Article) == 2 and [len(server.hits(f"/p/{n}")) for n in range(2)] == [1, 1]
     assert feed_state(engine).lease_owner is None
 

@@ -39,6 +39,11 @@ class App:
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                 stream=sys.stderr,
             )
+            # Alembic narrates every schema check ("Context impl SQLiteImpl."); commands
+            # say what matters themselves.
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            # APScheduler logs each run of each job; the daemon logs each poll itself.
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)
         return self._settings
 
     @property

@@ -11,7 +11,7 @@ import click
 import sqlalchemy as sa
 
 from monitor.cli import App, command, main
-from monitor.db import session, upgrade_schema
+from monitor.db import schema_revision, session, upgrade_schema
 from monitor.errors import DatabaseError, InputError, MonitorError
 from monitor.pipeline.extract import Extracted, read_file
 from monitor.pipeline.ingest import Analysis, Archive, Candidate
@@ -51,12 +51,15 @@ def init(app: App, wait: float) -> None:
     engine = app.raw_engine()
     if wait:
         _wait_for_database(engine, wait)
+    before = schema_revision(engine)
     upgrade_schema(engine)
+    after = schema_revision(engine)
     archive = Archive(app.settings)
     with session(engine) as db:
         added = load_seeds(db, app.settings.seeds_dir, archive.index)
         db.commit()
-    click.echo(f"schema is current; {added} new seed text(s) loaded from {app.settings.seeds_dir}")
+    schema = f"schema is current ({after})" if before == after else f"schema upgraded from {before or 'nothing'} to {after}"
+    click.echo(f"{schema}; {added} new seed text(s) loaded from {app.settings.seeds_dir}")
 
 
 def _files(paths: tuple[str, ...]) -> list[Path]:
