@@ -22,7 +22,7 @@ from conftest import ROOT
 from monitor.config import FeedConfig, PollSettings
 from monitor.db import session
 from monitor.models import Article, Feed, utcnow
-from monitor.pipeline.refresh import FeedSnapshot, RefreshOutcome
+from monitor.pipeline.refresh import RefreshOutcome
 from monitor.worker import claim_feeds, plan_next, reclaim_abandoned, record_outcome, record_outcomes, sync_feeds
 from servers import HTTPServer, Response
 

@@ -58,7 +58,10 @@ def init(app: App, wait: float) -> None:
     with session(engine) as db:
         added = load_seeds(db, app.settings.seeds_dir, archive.index)
         db.commit()
-    schema = f"schema is current ({after})" if before == after else f"schema upgraded from {before or 'nothing'} to {after}"
+    if before == after:
+        schema = f"schema is current ({after})"
+    else:
+        schema = f"schema upgraded from {before or 'nothing'} to {after}"
     click.echo(f"{schema}; {added} new seed text(s) loaded from {app.settings.seeds_dir}")
 
 

@@ -218,7 +218,6 @@ class Shingled:
             return self
         return Shingled(shingles + SHINGLE - 1, self.hashes[:shingles], self.common[:shingles], self.digest)
 
-
     def fingerprints(self, limit: int | None = None) -> list[int]:
         """The sampled shingle hashes (signed, as stored), the smallest first."""
         pairs = zip(self.hashes, self.common, strict=True)

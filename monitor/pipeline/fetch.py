@@ -223,8 +223,8 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     httpcore's pool asks every idle connection whether its socket is readable (closed
     by the server) each time it schedules a request; anyio answers by rebuilding the
-    socket's attribute table, a ``getpeername()`` included, which made that question a
-    third of a steady poll's CPU. The socket is looked up once here instead.
+    socket's attribute table, a ``getpeername()`` included, which put that question at
+    the top of a steady poll's profile. The socket is looked up once here instead.
     """
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:

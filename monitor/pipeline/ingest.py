@@ -22,7 +22,6 @@ from monitor.models import Article, Mention, utcnow
 from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
 
-
 # Built once: a poll of a thousand feeds asks it a thousand times.
 _KNOWN_URLS = sa.select(Article.__table__.c.url).where(
     Article.__table__.c.url.in_(sa.bindparam("urls", expanding=True))
