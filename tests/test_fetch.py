@@ -8,6 +8,7 @@ address to the local server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -517,8 +518,9 @@ def test_custom_transport_still_gets_address_checks(server: HTTPServer) -> None:
 class KeepAliveServer:
     """A raw HTTP/1.1 server counting connections; ``close_idle`` drops each one after its answer."""
 
-    def __init__(self, *, close_idle: bool) -> None:
+    def __init__(self, *, close_idle: bool = False, status: int = 200, body: bytes = RSS) -> None:
         self.close_idle = close_idle
+        self.status, self.body = status, body
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -537,7 +539,7 @@ class KeepAliveServer:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
-        with connection:
+        with contextlib.suppress(ConnectionError), connection:  # a client may hang up mid-answer
             buffer = b""
             while True:
                 while b"\r\n\r\n" not in buffer:
@@ -546,10 +548,11 @@ class KeepAliveServer:
                         return
                     buffer += data
                 _head, buffer = buffer.split(b"\r\n\r\n", 1)
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(RSS), RSS)
-                )
+                head = b"HTTP/1.1 %d Whatever\r\nContent-Type: application/rss+xml\r\n" % self.status
+                if self.status == 304:
+                    connection.sendall(head + b'ETag: "v1"\r\n\r\n')
+                else:
+                    connection.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(self.body), self.body))
                 if self.close_idle:  # as a server whose keep-alive timeout is shorter
                     return
 
@@ -573,4 +576,31 @@ def test_idle_connections_are_reused_unless_the_server_closed_them(close_idle: b
 
     with KeepAliveServer(close_idle=close_idle) as server:
         assert asyncio.run(three_fetches(server.url)) == [RSS] * 3
+    assert server.connections == connections
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "connections"),
+    [
+        (304, b"", 1),
+        (404, b"<html>not here</html>", 1),
+        (503, b"<html>busy</html>", 1),
+        (404, b"x" * 200_000, 3),  # a long error page is not read: its connection closes
+    ],
+)
+def test_answers_without_a_wanted_body_keep_their_connection(status: int, body: bytes, connections: int) -> None:
+    async def three_fetches(url: str) -> list[str]:
+        async with Fetcher(poll()) as fetcher:
+            outcomes = []
+            for _ in range(3):
+                try:
+                    result = await fetcher.fetch(url, etag='"v1"')
+                    outcomes.append(f"{result.status} {result.etag}")
+                except FetchError as error:
+                    outcomes.append(error.kind)
+            return outcomes
+
+    with KeepAliveServer(status=status, body=body) as server:
+        outcomes = asyncio.run(three_fetches(server.url))
+    assert outcomes == [{304: '304 "v1"', 404: "http_4xx", 503: "http_5xx"}[status]] * 3
     assert server.connections == connections

@@ -56,6 +56,8 @@ _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 # Decoded output is produced in pieces of at most this size, so memory stays bounded
 # whatever the compression ratio.
 _DECODE_PIECE = 64 * 1024
+# The most of an unwanted body (an error page, a redirect's) read to keep its connection.
+_DISCARD_LIMIT = 64 * 1024
 
 
 class FailureKind(StrEnum):
@@ -538,6 +540,10 @@ class Fetcher:
         last_modified: str | None,
     ) -> FetchResult | _Redirect:
         status = response.status_code
+        if not 200 <= status < 300:
+            # No body wanted; reading a short one lets the connection serve the next
+            # request (closing a response half-read closes its connection).
+            await _discard(response)
         if status in _REDIRECT_STATUSES and response.headers.get("location"):
             return _Redirect(_redirect_target(url, response.headers["location"]))
         if status == 304:
@@ -592,6 +598,15 @@ class Fetcher:
                     raise too_large
                 pieces.append(piece)
         return b"".join(pieces)
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Read and drop a body of at most ``_DISCARD_LIMIT`` bytes; a longer one is left."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > _DISCARD_LIMIT:
+            return  # not worth reading on: the connection is closed instead
 
 
 def _checked_url(url: str | httpx.URL) -> httpx.URL:
