@@ -55,6 +55,24 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
 def count(engine: sa.Engine, table: type, *where: object) -> int:
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
@@ -131,11 +149,15 @@ def test_kill_9_mid_poll_then_poll_again_stores_every_article_exactly_once(
     first = subprocess.Popen([MONITOR, "--config", str(config), "poll"], stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: count(engine, Article) == 5 and len(server.hits("/p/7")) == 1, 90, "five stored articles")
+        helpers = descendants(first.pid)  # the fork server and the extraction processes
         first.kill()  # SIGKILL: no clean-up at all
         first.wait(timeout=10)
     finally:
         first.kill()
     assert feed_state(engine).lease_owner is not None  # left behind by the dead process
+    assert len(helpers) >= 2
+    # The pool's processes notice their owner is gone and leave, rather than linger.
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in helpers), 15, "the pool to exit")
 
     serve_site(server, 8)  # the slow pages answer now
     second = subprocess.run([MONITOR, "--config", str(config), "poll", "--json"], capture_output=True, text=True, timeout=120)

@@ -149,6 +149,25 @@ def _extract_job(body: bytes, url: str, metadata: bool) -> tuple[Extracted | Non
         return None, f"extraction failed ({type(exc).__name__})"
 
 
+def _follow(owner: int) -> None:
+    """Pool process initialiser: exit once ``owner`` (the worker process) is gone.
+
+    A worker killed outright (SIGKILL, the OOM killer) cannot stop its pool, and pool
+    processes started by a fork server never notice on their own: they would wait for
+    work forever.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(owner, 0)
+            except (ProcessLookupError, PermissionError):  # gone, or its pid another user's now
+                os._exit(0)
+
+    threading.Thread(target=watch, name="monitor-follow-owner", daemon=True).start()
+
+
 def _warm_job() -> int:
     time.sleep(0.05)  # long enough that concurrent calls need distinct processes
     return os.getpid()
@@ -184,7 +203,9 @@ class CPUPool:
         try:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=_follow, initargs=(os.getpid(),)
+            )
             for future in [pool.submit(_warm_job) for _ in range(self.workers * 2)]:
                 future.result()
         except BrokenProcessPool:
