@@ -10,8 +10,9 @@
 2. Conditional cycle: the same feeds answering 304; CPU time vs the steady cycle's.
 3. New articles: pages of the shared corpus, repeated under distinct URLs with an
    edition line added, through fetch, extract, dedup, match, store; vs trafilatura's
-   ``extract`` alone on the same pages in one process. Repeats of a corpus page are
-   recognised as duplicates of its first copy: they still go the whole way.
+   ``extract`` alone on the same pages in one process (a process of its own). Repeats of a corpus page are
+   recognised as duplicates of its first copy: they still go the whole way. The
+   yardstick runs just before and just after the cycle; the floor is their mean.
 4. Memory: the worker's RSS after each cycle of new articles up to 10,000 stored, and
    its peak over the whole run (set-up and yardsticks left out).
 
@@ -153,12 +154,22 @@ def sequential_loop(base: str, sample: int) -> float:
 
 
 def trafilatura_alone(count: int, first_page: int) -> float:
+    """Seconds of ``trafilatura.extract`` on the same pages, one after the other.
+
+    It runs in a process of its own (``--yardstick``), so the pages it holds at once do
+    not count as the worker's memory.
+    """
+    command = [sys.executable, __file__, "--yardstick", str(count), str(first_page)]
+    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def yardstick(count: int, first_page: int) -> None:
     pages = corpus_pages(PAGES_DIR)
     bodies = [page(pages, i) for i in range(first_page, first_page + count)]
     started = time.perf_counter()
     for body in bodies:
         trafilatura.extract(body)
-    return time.perf_counter() - started
+    print(time.perf_counter() - started)
 
 
 # -------------------------------------------------------------------------- the runs
@@ -204,6 +215,9 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
         feeds = [{"name": f"New {n}", "url": f"{base}/new/{n}"} for n in range(pages // ENTRIES)]
         sync_feeds(engine, Settings.model_validate({"feeds": feeds}).feeds)
         memory, stored = [], 0
+        # The yardstick runs just before the first cycle and again right after it; their
+        # mean is the floor, so a machine that drifts in speed hits both sides alike.
+        alone_before = trafilatura_alone(pages, 0)
         for cycle in range(cycles):
             control(base, first_page=cycle * pages)
             report, wall_n, cpu_n, children_n = await timed_cycle(worker)
@@ -217,16 +231,16 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
                   f"({report.duplicates} duplicates) in {wall_n:.1f}s, CPU worker {cpu_n:.1f}s "
                   f"+ pool {children_n:.1f}s", flush=True)
             if cycle == 0:
-                first = report
-                first_wall = wall_n
-        # The worker's peak, read before the yardstick below loads every page at once.
+                first, first_wall = report, wall_n
+                alone_after = trafilatura_alone(pages, 0)
         peaks = {
             "worker_peak_rss_mb": round(proc_status_kb("self", "VmHWM") / 1024, 1),
             "pool_peak_rss_mb": round(max((proc_status_kb(p, "VmHWM") for p in pool_pids(worker)), default=0) / 1024, 1),
         }
-        alone = trafilatura_alone(pages, 0)
+        alone = (alone_before + alone_after) / 2
         results["new_articles"] = {
             "pages": pages, "wall_s": round(first_wall, 1), "trafilatura_extract_alone_s": round(alone, 1),
+            "trafilatura_before_after_s": [round(alone_before, 1), round(alone_after, 1)],
             "ratio": round(first_wall / alone, 2), "stored": first.stored, "duplicates": first.duplicates,
             "from_feed_content": first.from_feed_content, "skipped": first.skipped,
         }
@@ -246,8 +260,9 @@ def print_results(r: dict[str, Any]) -> None:
         print(json.dumps(r))
         return
     n, m = r["new_articles"], r["memory"]
+    before, after = n["trafilatura_before_after_s"]
     print(f"3. new articles: {n['pages']} pages in {n['wall_s']} s vs trafilatura.extract alone "
-          f"{n['trafilatura_extract_alone_s']} s = {n['ratio']}x ({n['stored']} stored, {n['duplicates']} duplicates, "
+          f"{n['trafilatura_extract_alone_s']} s (before {before} s, after {after} s) = {n['ratio']}x ({n['stored']} stored, {n['duplicates']} duplicates, "
           f"{n['from_feed_content']} from feed content, {n['skipped']} skipped)")
     print("4. memory after each cycle: " + ", ".join(
         f"{x['stored_total']} stored: worker {x['worker_rss_mb']} MB, pool process {x['pool_rss_mb']} MB"
@@ -257,6 +272,9 @@ def print_results(r: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--yardstick"]:
+        yardstick(int(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="300 pages a cycle, 2 cycles")
     parser.add_argument("--concurrency", type=int, default=20)
