@@ -747,10 +747,26 @@ async def run_daemon(
         scheduler = AsyncIOScheduler(event_loop=loop)
         first = {"next_run_time": datetime.now().astimezone()}
         options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        scheduler.add_job(poll_job, "interval", seconds=poll.tick, id="poll", **options, **first)
-        scheduler.add_job(lease_job, "interval", seconds=max(poll.lease / 3, 1.0), id="leases", **options)
-        scheduler.add_job(alerts_job, "interval", seconds=ALERT_EVERY, id="alerts", **options, **first)
-        scheduler.add_job(sync_job, "interval", seconds=SYNC_EVERY, id="feeds", **options)
+        running: set[asyncio.Task[Any]] = set()
+
+        def tracked(job: Callable[[], Any]) -> Callable[[], Any]:
+            # The scheduler cancels the jobs still running when it shuts down; these are
+            # let finish first, so a delivery under way is not cut off mid-round.
+            async def run() -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                running.add(task)
+                try:
+                    await job()
+                finally:
+                    running.discard(task)
+
+            return run
+
+        scheduler.add_job(tracked(poll_job), "interval", seconds=poll.tick, id="poll", **options, **first)
+        scheduler.add_job(tracked(lease_job), "interval", seconds=max(poll.lease / 3, 1.0), id="leases", **options)
+        scheduler.add_job(tracked(alerts_job), "interval", seconds=ALERT_EVERY, id="alerts", **options, **first)
+        scheduler.add_job(tracked(sync_job), "interval", seconds=SYNC_EVERY, id="feeds", **options)
         scheduler.start()
 
         def deliver_now() -> None:
@@ -765,6 +781,9 @@ async def run_daemon(
             await stop.wait()
             log.info("stopping: finishing polls in flight (at most %.0fs)", poll.shutdown_grace)
         finally:
+            scheduler.pause()
+            if running:
+                await asyncio.wait(list(running), timeout=poll.shutdown_grace)
             scheduler.shutdown(wait=False)
             worker.request_stop()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -113,6 +114,29 @@ def test_the_daemon_polls_on_the_interval_and_stops_on_sigterm(
     assert "apscheduler" not in log and "alembic" not in log  # one line per poll, no chatter
     assert count(engine, Article) == 2 and [len(server.hits(f"/p/{n}")) for n in range(2)] == [1, 1]
     assert feed_state(engine).lease_owner is None
+
+
+def test_ctrl_c_stops_the_daemon_and_its_pool_without_tracebacks(
+    sqlite_url: tuple[str, sa.Engine], config_file: Callable[..., Path], server: HTTPServer
+) -> None:
+    url, engine = sqlite_url
+    serve_site(server, 2)
+    config = write_config(config_file, url, server, interval="1s", tick="0.3s", shutdown_grace="3s")
+    # As on a terminal: the daemon leads its own process group, and Ctrl-C signals the group.
+    daemon = subprocess.Popen(
+        [MONITOR, "--config", str(config), "run"], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_for(lambda: count(engine, Article) == 2, 90, "the first poll")
+        helpers = descendants(daemon.pid)
+        os.killpg(daemon.pid, signal.SIGINT)
+        _out, log = daemon.communicate(timeout=15)
+    finally:
+        daemon.kill()
+    assert daemon.returncode == 0, log
+    assert "stopped" in log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in helpers), 15, "the pool to exit")
 
 
 def test_sigterm_during_a_poll_exits_within_the_grace_period_with_nothing_half_stored(

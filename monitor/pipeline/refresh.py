@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -149,13 +150,16 @@ def _extract_job(body: bytes, url: str, metadata: bool) -> tuple[Extracted | Non
         return None, f"extraction failed ({type(exc).__name__})"
 
 
-def _follow(owner: int) -> None:
-    """Pool process initialiser: exit once ``owner`` (the worker process) is gone.
+def _init_pool_process(owner: int) -> None:
+    """Pool process initialiser: leave stopping to ``owner``, and exit once it is gone.
 
-    A worker killed outright (SIGKILL, the OOM killer) cannot stop its pool, and pool
-    processes started by a fork server never notice on their own: they would wait for
-    work forever.
+    Ctrl-C on a terminal interrupts the whole process group; the worker process shuts
+    its pool down itself, so the pool processes ignore it (instead of each printing a
+    KeyboardInterrupt traceback). A worker killed outright (SIGKILL, the OOM killer)
+    cannot stop its pool, and pool processes started by a fork server never notice on
+    their own: they would wait for work forever, so they watch for it.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
@@ -204,7 +208,7 @@ class CPUPool:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
             pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_follow, initargs=(os.getpid(),)
+                max_workers=self.workers, mp_context=context, initializer=_init_pool_process, initargs=(os.getpid(),)
             )
             for future in [pool.submit(_warm_job) for _ in range(self.workers * 2)]:
                 future.result()
