@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from logging.config import fileConfig
 
-from alembic import context
 from sqlmodel import SQLModel
 
 import monitor.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from alembic import context
 from monitor.config import load_settings
 from monitor.db import make_engine
 

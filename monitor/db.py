@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from alembic import command
 from monitor.errors import DatabaseError
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -83,9 +83,7 @@ def require_current_schema(engine: Engine) -> None:
     if current is None:
         raise DatabaseError("the database has no schema yet: run `monitor init`")
     if current != head:
-        raise DatabaseError(
-            f"the database schema is at {current}, not {head}: run `monitor init` to upgrade"
-        )
+        raise DatabaseError(f"the database schema is at {current}, not {head}: run `monitor init` to upgrade")
 
 
 def ping(engine: Engine) -> bool:

@@ -51,8 +51,7 @@ SNIPPET_CHARS = 200
 PG_CONFIG = "monitor_search"
 PG_DOCUMENT = "article.search_document"
 _PG_HEADLINE_OPTIONS = (
-    'StartSel="", StopSel="", MaxWords=30, MinWords=12, ShortWord=2, '
-    'MaxFragments=1, FragmentDelimiter=" … "'
+    'StartSel="", StopSel="", MaxWords=30, MinWords=12, ShortWord=2, MaxFragments=1, FragmentDelimiter=" … "'
 )
 _FTS5_TEXT_COLUMN = 1  # article_fts(title, text)
 _FTS5_SNIPPET_TOKENS = 30
@@ -91,9 +90,7 @@ class Query:
         parts = [_join(group, " OR ", Phrase.to_fts5) for group in self.groups]
         expression = " AND ".join(parts)
         if self.excluded:
-            expression = f"({expression})" + "".join(
-                f" NOT {phrase.to_fts5()}" for phrase in self.excluded
-            )
+            expression = f"({expression})" + "".join(f" NOT {phrase.to_fts5()}" for phrase in self.excluded)
         return expression
 
     def to_tsquery(self) -> str:
@@ -183,16 +180,12 @@ def parse_query(text: str) -> Query:
     if not isinstance(text, str):
         raise QueryError("query: expected text")
     if len(text) > MAX_QUERY_LENGTH:
-        raise QueryError(
-            f"query: too long ({len(text)} characters, at most {MAX_QUERY_LENGTH})"
-        )
+        raise QueryError(f"query: too long ({len(text)} characters, at most {MAX_QUERY_LENGTH})")
     if text.count('"') % 2:
         raise QueryError(_UNBALANCED)
     tokens = _lex(text)
     if not tokens:
-        raise QueryError(
-            "query: no words to search for" if text.strip() else "query: the query is empty"
-        )
+        raise QueryError("query: no words to search for" if text.strip() else "query: the query is empty")
     groups: list[tuple[Phrase, ...]] = []
     excluded: list[Phrase] = []
     i = 0
@@ -203,9 +196,7 @@ def parse_query(text: str) -> Query:
         else:
             groups.append(group)
     if not groups:
-        raise QueryError(
-            "query: only exclusions: add a word or phrase to look for (as in: Almaty -Tokayev)"
-        )
+        raise QueryError("query: only exclusions: add a word or phrase to look for (as in: Almaty -Tokayev)")
     if sum(len(g) for g in groups) + len(excluded) > MAX_QUERY_OPERANDS:
         raise QueryError(f"query: too many words or phrases (at most {MAX_QUERY_OPERANDS})")
     return Query(tuple(groups), tuple(dict.fromkeys(excluded)))
@@ -232,9 +223,7 @@ def _clause(tokens: list[_Token], i: int) -> tuple[tuple[Phrase, ...] | Phrase, 
 def _operand_at(tokens: list[_Token], i: int) -> _Operand:
     token = tokens[i] if i < len(tokens) else None
     if not isinstance(token, _Operand):
-        raise QueryError(
-            "query: OR must stand between two words or phrases (as in: Almaty OR Алматы)"
-        )
+        raise QueryError("query: OR must stand between two words or phrases (as in: Almaty OR Алматы)")
     return token
 
 
@@ -278,10 +267,7 @@ def parse_time(text: str, *, now: datetime, end: bool = False) -> datetime:
         raise QueryError(f"time: {text!r} is not a time" + _TIME_HINT) from None
 
 
-_TIME_HINT = (
-    " (use a date like 2022-01-06, an ISO time like 2022-01-06T10:00:00Z,"
-    " or a duration ago like 7d or 12h)"
-)
+_TIME_HINT = " (use a date like 2022-01-06, an ISO time like 2022-01-06T10:00:00Z, or a duration ago like 7d or 12h)"
 
 
 def _named_day(value: str, now: datetime) -> date | None:
@@ -447,22 +433,18 @@ def _conditions(
     if filters.feed is not None:
         conditions.append(Article.feed_id == _feed_id(session, filters.feed))
     for entity in _entity_names(session, filters.entities):
-        conditions.append(
-            sa.exists().where(Mention.article_id == Article.id, Mention.entity == entity)
-        )
+        conditions.append(sa.exists().where(Mention.article_id == Article.id, Mention.entity == entity))
     if filters.cursor:
         moment, last_id = decode_cursor(filters.cursor)
-        conditions.append(
-            sa.or_(sort_time < moment, sa.and_(sort_time == moment, Article.id < last_id))
-        )
+        conditions.append(sa.or_(sort_time < moment, sa.and_(sort_time == moment, Article.id < last_id)))
     return conditions
 
 
 def _matches(query: Query, dialect: str) -> sa.ColumnElement[bool]:
     if dialect == "sqlite":
-        matching = sa.text(
-            "SELECT rowid FROM article_fts WHERE article_fts MATCH :fts_query"
-        ).bindparams(fts_query=query.to_fts5())
+        matching = sa.text("SELECT rowid FROM article_fts WHERE article_fts MATCH :fts_query").bindparams(
+            fts_query=query.to_fts5()
+        )
         rowids = matching.columns(sa.column("rowid", sa.Integer))
         return Article.id.in_(rowids)  # type: ignore[union-attr]
     # As a semi-join on the id: for a common word the planner then walks the newest
@@ -513,10 +495,7 @@ def _entity_names(session: Session, names: Sequence[str]) -> list[str]:
     """
     if not names:
         return []
-    known = {
-        name.casefold(): name
-        for name in session.exec(select(Mention.entity).distinct()).all()
-    }
+    known = {name.casefold(): name for name in session.exec(select(Mention.entity).distinct()).all()}
     wanted = (_clean_name("entity", name) for name in names)
     return list(dict.fromkeys(known.get(name.casefold(), name) for name in wanted))
 
@@ -534,9 +513,7 @@ def _entities(session: Session, ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
-def _snippets(
-    session: Session, ids: list[int], query: Query | None, dialect: str
-) -> dict[int, str]:
+def _snippets(session: Session, ids: list[int], query: Query | None, dialect: str) -> dict[int, str]:
     """Plain-text context of the match, or the start of the text without a query."""
     if not ids:
         return {}

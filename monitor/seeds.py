@@ -44,9 +44,7 @@ def load_seeds(session: Session, seeds_dir: Path, index: DedupIndex) -> int:
         if seed is not None and seed.content_hash == digest:
             continue
         if seed is None:
-            seed = Seed(
-                name=path.name, text=extracted.text, title=extracted.title, content_hash=digest
-            )
+            seed = Seed(name=path.name, text=extracted.text, title=extracted.title, content_hash=digest)
             session.add(seed)
             added += 1
         else:

@@ -57,9 +57,22 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
         ],
         check=True,
         capture_output=True,
@@ -77,8 +90,7 @@ class _SMTPHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.sink.reply:
             return self.sink.reply
-        parsed = email.message_from_bytes(envelope.original_content or envelope.content,
-                                          policy=email.policy.default)
+        parsed = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         with self.sink.lock:
             self.sink.messages.append(parsed)
             self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
@@ -116,8 +128,7 @@ class SMTPSink:
         context.load_cert_chain(str(pair[0]), str(pair[1]))
         return context
 
-    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
-                      data: Any) -> AuthResult:
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         if isinstance(data, LoginPassword) and self._login:
             user, password = data.login.decode(), data.password.decode()
             if (user, password) == self._login:
@@ -135,8 +146,7 @@ class SMTPSink:
         if self._login:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_require_tls"] = bool(self._starttls)
-        self._controller = Controller(_SMTPHandler(self), hostname="127.0.0.1", port=self.port,
-                                      **kwargs)
+        self._controller = Controller(_SMTPHandler(self), hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
         return self
 
@@ -215,13 +225,20 @@ class WebhookReceiver:
         try:
             self.verifier.verify(body, headers)
         except WebhookVerificationError as exc:
-            delivery = Delivery(headers.get("webhook-id", ""), headers.get("webhook-timestamp", ""),
-                                headers.get("webhook-signature", ""), body, False, str(exc))
+            delivery = Delivery(
+                headers.get("webhook-id", ""),
+                headers.get("webhook-timestamp", ""),
+                headers.get("webhook-signature", ""),
+                body,
+                False,
+                str(exc),
+            )
             with self.lock:
                 self.deliveries.append(delivery)
             return 401, {}
-        delivery = Delivery(headers["webhook-id"], headers["webhook-timestamp"],
-                            headers["webhook-signature"], body, True)
+        delivery = Delivery(
+            headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"], body, True
+        )
         with self.lock:
             self.deliveries.append(delivery)
             if self.status < 300:
@@ -277,7 +294,8 @@ class WebhookReceiver:
 
 STORY = " ".join(
     f"Paragraph {i}: ministers of the member states discussed the treaty, trade and "
-    f"the pipeline near the border crossing number {i * 7}." for i in range(40)
+    f"the pipeline near the border crossing number {i * 7}."
+    for i in range(40)
 )
 
 
@@ -297,9 +315,16 @@ def add_article(
         db.flush()
         assert article.id is not None
         for offset, (entity, text) in enumerate(mentions):
-            db.add(Mention(article_id=article.id, entity=entity, text=text, start=offset,
-                           end=offset + len(text), snippet=f"… {text} met in the capital …"))
-        enqueue_alerts(db, article=article, entities=sorted({e for e, _ in mentions}),
-                       settings=settings, now=now)
+            db.add(
+                Mention(
+                    article_id=article.id,
+                    entity=entity,
+                    text=text,
+                    start=offset,
+                    end=offset + len(text),
+                    snippet=f"… {text} met in the capital …",
+                )
+            )
+        enqueue_alerts(db, article=article, entities=sorted({e for e, _ in mentions}), settings=settings, now=now)
         db.commit()
         return article.id

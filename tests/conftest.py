@@ -24,9 +24,7 @@ from monitor.db import make_engine, upgrade_schema
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = ROOT / "seeds"
 SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
-PG_SERVER_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("TEST_REQUIRE_POSTGRES") == "1"
 ENGINES = ["sqlite", "postgresql"]
 
@@ -36,9 +34,7 @@ def _pg_admin() -> sa.Engine:
 
 
 def _pg_database_url(name: str) -> str:
-    return sa.engine.make_url(PG_SERVER_URL).set(database=name).render_as_string(
-        hide_password=False
-    )
+    return sa.engine.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(autouse=True)
@@ -86,9 +82,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def fresh_database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Callable[[str], str]:
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Callable[[str], str]:
     """A factory: ``fresh_database_url("sqlite" | "postgresql")`` → URL of a new, migrated DB."""
     created: list[str] = []
 

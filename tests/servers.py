@@ -72,20 +72,18 @@ class HTTPServer:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server._serve(self, "GET")
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 server._serve(self, "HEAD")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 server._serve(self, "POST")
 
         self._server = _QuietServer((host, 0), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def port(self) -> int:
@@ -134,9 +132,7 @@ class HTTPServer:
             time.sleep(response.delay)
         try:
             handler.send_response(response.status)
-            length = {"Transfer-Encoding": "chunked"} if response.chunked else {
-                "Content-Length": str(len(body))
-            }
+            length = {"Transfer-Encoding": "chunked"} if response.chunked else {"Content-Length": str(len(body))}
             headers = {**length, **response.headers}
             for name, value in headers.items():
                 handler.send_header(name, value)

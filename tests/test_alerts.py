@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alert_servers import STORY, SMTPSink, WebhookReceiver, add_article, wait_for
 from sqlmodel import select
 
 from monitor.alerts import deliver_due, enqueue_alerts
@@ -21,7 +22,6 @@ from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert, AlertChannel, Article, Mention
 from monitor.pipeline.ingest import Archive, Candidate
-from alert_servers import STORY, SMTPSink, WebhookReceiver, add_article, wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
 # Engine-independent logic runs on SQLite only; locking, crashes and the ingest path on both.
@@ -46,14 +46,13 @@ def alerting(
 ) -> Callable[..., Settings]:
     """Settings with an e-mail channel (``smtp``) and a webhook (``hook``)."""
 
-    def make(email: dict[str, Any] | bool = True, webhooks: list[dict[str, Any]] | None = None,
-             **alerts: Any) -> Settings:
+    def make(
+        email: dict[str, Any] | bool = True, webhooks: list[dict[str, Any]] | None = None, **alerts: Any
+    ) -> Settings:
         return make_settings(
             database_url=database_url,
             alerts={
-                "email": smtp.settings(**(email if isinstance(email, dict) else {}))
-                if email
-                else None,
+                "email": smtp.settings(**(email if isinstance(email, dict) else {})) if email else None,
                 "webhooks": webhooks if webhooks is not None else [hook.settings(name="ops")],
                 "public_url": "https://monitor.example.org",
                 **alerts,
@@ -84,9 +83,7 @@ def test_new_article_alerts_once_per_channel_duplicates_and_repolls_never(
     with session(engine) as db:
         first = archive.store(db, Candidate(url="https://news.example/a", text=text, title="Summit"))
         again = archive.store(db, Candidate(url="https://news.example/a", text=text, title="Summit"))
-        copy = archive.store(
-            db, Candidate(url="https://other.example/b", text="Republished. " + text, title="Copy")
-        )
+        copy = archive.store(db, Candidate(url="https://other.example/b", text="Republished. " + text, title="Copy"))
     assert first.created and first.alerts == 2
     assert not again.created and copy.duplicate_of == f"article:{first.article_id}"
 
@@ -96,11 +93,15 @@ def test_new_article_alerts_once_per_channel_duplicates_and_repolls_never(
     body = hook.deliveries[0].payload
     assert set(body) == {"type", "timestamp", "data"} and body["type"] == "mention.created"
     assert body["data"]["article"] == {
-        "id": first.article_id, "url": "https://news.example/a", "title": "Summit",
-        "feed": None, "published_at": None,
+        "id": first.article_id,
+        "url": "https://news.example/a",
+        "title": "Summit",
+        "feed": None,
+        "published_at": None,
     }
     assert [(m["entity"], m["text"]) for m in body["data"]["mentions"]] == [
-        ("CSTO", "CSTO"), ("Almaty", "Almaty"),
+        ("CSTO", "CSTO"),
+        ("Almaty", "Almaty"),
     ]
     assert all(set(m) == {"entity", "text", "snippet"} for m in body["data"]["mentions"])
     mail = smtp.messages[0]
@@ -124,10 +125,14 @@ def test_routing_by_entity(
         webhooks=[hook.settings(name="all"), hook.settings(name="cities", entities=["Almaty"])],
     )
     csto = add_article(engine, settings, url="https://n.example/csto")
-    city = add_article(engine, settings, url="https://n.example/city",
-                       mentions=(("Almaty", "Алматы"), ("CSTO", "CSTO")))
+    city = add_article(
+        engine, settings, url="https://n.example/city", mentions=(("Almaty", "Алматы"), ("CSTO", "CSTO"))
+    )
     assert {(a.article_id, a.channel) for a in alerts_of(engine)} == {
-        (csto, "webhook:all"), (city, "webhook:all"), (city, "webhook:cities"), (city, "email"),
+        (csto, "webhook:all"),
+        (city, "webhook:all"),
+        (city, "webhook:cities"),
+        (city, "email"),
     }
     deliver(engine, settings)
     assert sorted(d.payload["data"]["article"]["id"] for d in hook.deliveries) == [csto, city, city]
@@ -189,9 +194,7 @@ def test_backoff_grows_with_jitter_and_honours_retry_after(
 
 
 @sqlite_only
-def test_gives_up_after_the_retry_period(
-    engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink
-) -> None:
+def test_gives_up_after_the_retry_period(engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink) -> None:
     settings = alerting(webhooks=[], give_up_after="6h")
     add_article(engine, settings, url="https://n.example/1")
     add_article(engine, settings, url="https://n.example/2")
@@ -244,15 +247,11 @@ def test_permanent_failure_is_recorded_and_retry_requeues(
         assert requeue_failed(db, channel="webhook:ops") == 2
         db.commit()
     assert deliver(engine, settings).sent == 2
-    assert {a.channel: a.status for a in alerts_of(engine) if a.status == "sent"} == {
-        "webhook:ops": "sent"
-    }
+    assert {a.channel: a.status for a in alerts_of(engine) if a.status == "sent"} == {"webhook:ops": "sent"}
 
 
 @sqlite_only
-def test_smtp_4xx_is_retried(
-    engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink
-) -> None:
+def test_smtp_4xx_is_retried(engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink) -> None:
     settings = alerting(webhooks=[])
     add_article(engine, settings, url="https://n.example/1")
     smtp.reply = "451 4.3.0 mailbox busy"
@@ -303,7 +302,10 @@ deliver_due(make_engine(settings.database_url), settings)
 
 @pytest.mark.parametrize("kind", ["webhook", "email"])
 def test_killed_after_send_before_mark_resends_the_same_id(
-    kind: str, engine: sa.Engine, alerting: Callable[..., Settings], hook: WebhookReceiver,
+    kind: str,
+    engine: sa.Engine,
+    alerting: Callable[..., Settings],
+    hook: WebhookReceiver,
     smtp: SMTPSink,
 ) -> None:
     settings = alerting(email=kind == "email", webhooks=[hook.settings()] if kind == "webhook" else [])
@@ -368,8 +370,9 @@ def test_digest_sends_one_message_per_window(
     settings = alerting(email={"digest": "1h"}, webhooks=[hook.settings(digest="1h")])
     start = datetime(2030, 5, 1, 10, 5, tzinfo=UTC)
     ids = [
-        add_article(engine, settings, url=f"https://n.example/{i}", title=f"Story {i}",
-                    now=start + timedelta(minutes=10 * i))
+        add_article(
+            engine, settings, url=f"https://n.example/{i}", title=f"Story {i}", now=start + timedelta(minutes=10 * i)
+        )
         for i in range(3)
     ]
     late = add_article(engine, settings, url="https://n.example/late", now=start + timedelta(hours=1))
@@ -401,13 +404,20 @@ def test_hostile_article_content_arrives_escaped(
     settings = alerting()
     title = '<script>alert(1)</script>\r\nBcc: victim@evil.example\r\n\r\n<b onmouseover="x">bold</b>'
     with session(engine) as db:
-        article = Article(url="javascript:alert(document.cookie)", title=title, text=STORY,
-                          content_hash="h")
+        article = Article(url="javascript:alert(document.cookie)", title=title, text=STORY, content_hash="h")
         db.add(article)
         db.flush()
         assert article.id is not None
-        db.add(Mention(article_id=article.id, entity="CSTO", text="<i>CSTO</i>", start=0, end=5,
-                       snippet='</li><img src=x onerror="alert(2)"> & more'))
+        db.add(
+            Mention(
+                article_id=article.id,
+                entity="CSTO",
+                text="<i>CSTO</i>",
+                start=0,
+                end=5,
+                snippet='</li><img src=x onerror="alert(2)"> & more',
+            )
+        )
         enqueue_alerts(db, article=article, entities=["CSTO"], settings=settings)
         db.commit()
     assert deliver(engine, settings).sent == 2

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from alert_servers import SMTPSink, WebhookReceiver, add_article
+
 from monitor.config import load_settings
 from monitor.db import make_engine
 
@@ -18,15 +18,18 @@ from monitor.db import make_engine
 def test_list_retry_test_and_deliver(
     run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str
 ) -> None:
-    with SMTPSink() as smtp, WebhookReceiver(secret="s1") as ops, \
-            WebhookReceiver(secret="s2", status=410) as gone:
-        config = config_file(yaml.safe_dump({
-            "database_url": database_url,
-            "alerts": {
-                "email": smtp.settings(),
-                "webhooks": [ops.settings(name="ops"), gone.settings(name="gone")],
-            },
-        }))
+    with SMTPSink() as smtp, WebhookReceiver(secret="s1") as ops, WebhookReceiver(secret="s2", status=410) as gone:
+        config = config_file(
+            yaml.safe_dump(
+                {
+                    "database_url": database_url,
+                    "alerts": {
+                        "email": smtp.settings(),
+                        "webhooks": [ops.settings(name="ops"), gone.settings(name="gone")],
+                    },
+                }
+            )
+        )
         settings = load_settings(config, {})
         engine = make_engine(settings.database_url)
         first = add_article(engine, settings, url="https://n.example/1", title="First <b>")
@@ -43,12 +46,13 @@ def test_list_retry_test_and_deliver(
         assert "HTTP 410" in listing.stdout and "email: 0 pending, 1 sent" in listing.stdout
         assert f"article {first}" in listing.stdout and "First <b>" in listing.stdout
 
-        pending = json.loads(run_cli("--config", str(config), "alerts", "--status", "pending",
-                                     "--json").stdout)
+        pending = json.loads(run_cli("--config", str(config), "alerts", "--status", "pending", "--json").stdout)
         assert [a["channel"] for a in pending["alerts"]] == ["webhook:gone"]
         assert pending["alerts"][0]["last_error"].startswith("HTTP 410")
         assert {c["key"]: c["disabled_at"] is not None for c in pending["channels"]} == {
-            "email": False, "webhook:ops": False, "webhook:gone": True,
+            "email": False,
+            "webhook:ops": False,
+            "webhook:gone": True,
         }
 
         retried = run_cli("--config", str(config), "alerts", "retry")
@@ -66,7 +70,10 @@ def test_list_retry_test_and_deliver(
         delivered = run_cli("--config", str(config), "alerts", "deliver")
         assert "alerts: 1 sent in 1 messages" in delivered.stdout
         assert [d.payload["type"] for d in gone.deliveries if d.verified] == [
-            "mention.created", "mention.test", "mention.test", "mention.created",
+            "mention.created",
+            "mention.test",
+            "mention.test",
+            "mention.created",
         ]
         # Answered with 410 the first two times; the passing test and the re-send are kept.
         assert len(gone.kept) == 2

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alert_servers import SMTPSink, WebhookReceiver, self_signed_cert
 from standardwebhooks.webhooks import Webhook
 
-from alert_servers import SMTPSink, WebhookReceiver, self_signed_cert
 from monitor.alerts.channels import DeliveryError, digest_window_end
 from monitor.alerts.email import EmailSender, render
 from monitor.alerts.payloads import sample_message
@@ -35,9 +35,7 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- webhooks
 
 
-@pytest.mark.parametrize(
-    "secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "plain secret ✓"]
-)
+@pytest.mark.parametrize("secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "plain secret ✓"])
 def test_signature_verifies_with_standardwebhooks(secret: str) -> None:
     with WebhookReceiver(secret=secret) as receiver:
         sender = WebhookSender(WebhookSettings(**receiver.settings()), user_agent="t")
@@ -55,7 +53,7 @@ def test_signature_is_the_documented_hmac() -> None:
     assert key == b"k" * 24
     assert signing_key("not-base64!") == b"not-base64!"
     body = '{"a":"ü"}'.encode()
-    expected = hmac.new(key, b'msg_1.1700000000.' + body, hashlib.sha256).digest()
+    expected = hmac.new(key, b"msg_1.1700000000." + body, hashlib.sha256).digest()
     assert signature(key, "msg_1", 1700000000, body) == "v1," + base64.b64encode(expected).decode()
     reference = Webhook(key).sign("msg_1", datetime.fromtimestamp(1700000000, UTC), body.decode())
     assert signature(key, "msg_1", 1700000000, body) == reference
@@ -63,9 +61,7 @@ def test_signature_is_the_documented_hmac() -> None:
 
 def test_wrong_secret_is_refused_and_permanent() -> None:
     with WebhookReceiver(secret="the receiver's secret") as receiver:
-        sender = WebhookSender(
-            WebhookSettings(**receiver.settings(secret="another secret")), user_agent="t"
-        )
+        sender = WebhookSender(WebhookSettings(**receiver.settings(secret="another secret")), user_agent="t")
         with pytest.raises(DeliveryError) as caught:
             sender.send(message())
         sender.close()
@@ -74,8 +70,16 @@ def test_wrong_secret_is_refused_and_permanent() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "kind"), [(500, "transient"), (503, "transient"), (429, "transient"),
-                         (408, "transient"), (404, "permanent"), (410, "gone"), (301, "permanent")]
+    ("status", "kind"),
+    [
+        (500, "transient"),
+        (503, "transient"),
+        (429, "transient"),
+        (408, "transient"),
+        (404, "permanent"),
+        (410, "gone"),
+        (301, "permanent"),
+    ],
 )
 def test_http_status_classes(status: int, kind: str) -> None:
     with WebhookReceiver(secret="s", status=status) as receiver:
@@ -115,11 +119,11 @@ def test_implicit_tls(cert: tuple[Path, Path]) -> None:
 
 def test_starttls_with_login(cert: tuple[Path, Path]) -> None:
     with SMTPSink(starttls=cert, login=("monitor", "pa55")) as sink:
-        config = EmailSettings(**sink.settings(starttls=True, ca_file=str(cert[0]),
-                                               username="monitor", password="pa55"))
+        config = EmailSettings(
+            **sink.settings(starttls=True, ca_file=str(cert[0]), username="monitor", password="pa55")
+        )
         EmailSender(config).send(message())
-        bad = EmailSettings(**sink.settings(starttls=True, ca_file=str(cert[0]),
-                                            username="monitor", password="wrong"))
+        bad = EmailSettings(**sink.settings(starttls=True, ca_file=str(cert[0]), username="monitor", password="wrong"))
         with pytest.raises(DeliveryError) as caught:
             EmailSender(bad).send(message())
     assert len(sink.messages) == 1 and sink.logins == ["monitor"]
@@ -127,9 +131,8 @@ def test_starttls_with_login(cert: tuple[Path, Path]) -> None:
 
 
 def test_untrusted_certificate_is_not_accepted(cert: tuple[Path, Path]) -> None:
-    with SMTPSink(implicit_tls=cert) as sink:
-        with pytest.raises(DeliveryError) as caught:
-            EmailSender(EmailSettings(**sink.settings(tls=True))).send(message())
+    with SMTPSink(implicit_tls=cert) as sink, pytest.raises(DeliveryError) as caught:
+        EmailSender(EmailSettings(**sink.settings(tls=True))).send(message())
     assert "certificate" in str(caught.value) and sink.messages == []
 
 
@@ -156,23 +159,29 @@ def test_email_shape() -> None:
 
 
 def test_channel_keys_and_validation() -> None:
-    alerts = Settings.model_validate({"alerts": {
-        "email": {"sender": "m@x.org", "recipients": ["d@x.org"]},
-        "webhooks": [{"url": "https://user:pw@hooks.example/in?token=s3cret", "secret": "s"},
-                     {"name": "ops", "url": "https://hooks.example/in?token=other", "secret": "s"}],
-    }}).alerts
-    assert [c.key for c in alerts.channels] == ["email", "webhook:https://hooks.example/in",
-                                                 "webhook:ops"]
+    alerts = Settings.model_validate(
+        {
+            "alerts": {
+                "email": {"sender": "m@x.org", "recipients": ["d@x.org"]},
+                "webhooks": [
+                    {"url": "https://user:pw@hooks.example/in?token=s3cret", "secret": "s"},
+                    {"name": "ops", "url": "https://hooks.example/in?token=other", "secret": "s"},
+                ],
+            }
+        }
+    ).alerts
+    assert [c.key for c in alerts.channels] == ["email", "webhook:https://hooks.example/in", "webhook:ops"]
 
 
 @pytest.mark.parametrize(
     ("yaml_alerts", "problem"),
     [
-        ("webhooks: [{url: 'https://h.example/a', secret: s}, {url: 'https://h.example/a', secret: t}]",
-         "give them names"),
+        (
+            "webhooks: [{url: 'https://h.example/a', secret: s}, {url: 'https://h.example/a', secret: t}]",
+            "give them names",
+        ),
         ("webhooks: [{url: 'https://h.example/a', secret: 'whsec_***'}]", "base64"),
-        ("email: {sender: \"m@x.org\\r\\nBcc: e@vil.org\", recipients: [d@x.org]}",
-         "not an e-mail address"),
+        ('email: {sender: "m@x.org\\r\\nBcc: e@vil.org", recipients: [d@x.org]}', "not an e-mail address"),
         ("email: {sender: m@x.org, recipients: []}", "at least 1"),
     ],
 )
@@ -185,12 +194,6 @@ def test_bad_alert_config_is_one_clear_line(tmp_path: Path, yaml_alerts: str, pr
 
 
 def test_digest_windows_are_aligned() -> None:
-    assert digest_window_end(datetime(2030, 5, 1, 10, 59, 59, tzinfo=UTC), 3600) == datetime(
-        2030, 5, 1, 11, tzinfo=UTC
-    )
-    assert digest_window_end(datetime(2030, 5, 1, 11, tzinfo=UTC), 3600) == datetime(
-        2030, 5, 1, 12, tzinfo=UTC
-    )
-    assert digest_window_end(datetime(2030, 5, 1, 10, 7, tzinfo=UTC), 86400) == datetime(
-        2030, 5, 2, tzinfo=UTC
-    )
+    assert digest_window_end(datetime(2030, 5, 1, 10, 59, 59, tzinfo=UTC), 3600) == datetime(2030, 5, 1, 11, tzinfo=UTC)
+    assert digest_window_end(datetime(2030, 5, 1, 11, tzinfo=UTC), 3600) == datetime(2030, 5, 1, 12, tzinfo=UTC)
+    assert digest_window_end(datetime(2030, 5, 1, 10, 7, tzinfo=UTC), 86400) == datetime(2030, 5, 2, tzinfo=UTC)

@@ -166,9 +166,7 @@ def archive(engine: sa.Engine) -> Archive:
             [
                 _mention(story, "CSTO", "CSTO", snippet="…of the CSTO landed…"),
                 _mention(story, "Almaty", "Almaty", snippet="…near Almaty on…"),
-                _mention(
-                    hostile, "Nazarbayev", "Nazarbayev", snippet="…profile of Nazarbayev\x0b <i>&"
-                ),
+                _mention(hostile, "Nazarbayev", "Nazarbayev", snippet="…profile of Nazarbayev\x0b <i>&"),
                 _mention(copy_of_seed, "CSTO", "CSTO"),
                 Alert(article_id=story.id, channel="email", status="pending"),
                 Alert(article_id=hostile.id, channel="email", status="sent"),
@@ -223,9 +221,7 @@ def test_articles_newest_first_duplicates_on_request(client: TestClient, archive
     assert story["duplicate_of"] is None
     assert story["title"] == "CSTO troops arrive in Almaty"
 
-    items = client.get("/api/articles", params={"include_duplicates": "true", "limit": 4}).json()[
-        "items"
-    ]
+    items = client.get("/api/articles", params={"include_duplicates": "true", "limit": 4}).json()["items"]
     by_name = {archive.name_of(i["id"]): i for i in items}
     assert list(by_name) == ["copy_of_story", "copy_of_seed", "hostile", "story"]
     assert by_name["copy_of_seed"]["duplicate_of"] == SEED_NAME
@@ -344,9 +340,7 @@ def test_openapi_describes_the_responses(make_settings: Callable[..., Settings])
     ):
         assert path in paths
     listing = paths["/api/articles"]["get"]
-    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "/ArticlePage"
-    )
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ArticlePage")
     assert "400" in listing["responses"] and "422" not in listing["responses"]
     assert {p["name"] for p in listing["parameters"]} == {
         "q",
@@ -461,10 +455,7 @@ def test_token_guards_the_api_feeds_and_page(guarded: TestClient, archive: Archi
         assert missing.status_code == 401, path
         assert missing.headers["www-authenticate"].startswith("Bearer")
         wrong = guarded.get(path, headers={"Authorization": "Bearer nope"})
-        assert (
-            wrong.status_code == 401
-            and 'error="invalid_token"' in wrong.headers["www-authenticate"]
-        )
+        assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
         basic = guarded.get(path, headers={"Authorization": f"Basic {TOKEN}"})
         assert basic.status_code == 401
         right = guarded.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -532,9 +523,7 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert figures[("monitor_alerts", (("status", "pending"),))] == 1
     assert figures[("monitor_alerts", (("status", "sent"),))] == 1
     requests = "monitor_http_requests_total"
-    assert (
-        figures[(requests, (("method", "GET"), ("route", "/api/articles"), ("status", "400")))] == 1
-    )
+    assert figures[(requests, (("method", "GET"), ("route", "/api/articles"), ("status", "400")))] == 1
     assert figures[(requests, (("method", "GET"), ("route", "/healthz"), ("status", "200")))] == 1
     assert figures[(requests, (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
     assert (
@@ -598,13 +587,9 @@ def _wait_until_up(url: str, seconds: float = 20) -> None:
         time.sleep(0.1)
 
 
-def test_through_a_real_uvicorn_server(
-    settings: Settings, engine: sa.Engine, archive: Archive
-) -> None:
+def test_through_a_real_uvicorn_server(settings: Settings, engine: sa.Engine, archive: Archive) -> None:
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -625,9 +610,7 @@ def test_through_a_real_uvicorn_server(
     assert not thread.is_alive()
 
 
-def test_monitor_serve_stops_cleanly_on_sigterm(
-    fresh_database_url: Callable[[str], str], tmp_path: Path
-) -> None:
+def test_monitor_serve_stops_cleanly_on_sigterm(fresh_database_url: Callable[[str], str], tmp_path: Path) -> None:
     port = _free_port()
     env = {
         **os.environ,

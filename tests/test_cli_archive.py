@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SEEDS_DIR
 
 SEED_FILES = sorted(SEEDS_DIR.glob("*.txt"))
@@ -51,9 +50,7 @@ def test_init_loads_seeds_once(run_cli: Callable[..., Any], config: Path) -> Non
     assert "0 new seed" in again.output
 
 
-def test_each_seed_is_a_duplicate_of_itself(
-    run_cli: Callable[..., Any], initialised: Path
-) -> None:
+def test_each_seed_is_a_duplicate_of_itself(run_cli: Callable[..., Any], initialised: Path) -> None:
     result = run_cli("analyze", *map(str, SEED_FILES), "--json", "--config", str(initialised))
     assert result.exit_code == 0, result.output
     reports = _lines(result.stdout)
@@ -99,9 +96,7 @@ def test_reworded_excerpt_is_a_duplicate_and_new_text_is_not(
         "<footer>© 2022 Example Media. All rights reserved.</footer></body></html>",
         encoding="utf-8",
     )
-    result = run_cli(
-        "analyze", str(excerpt), str(new), str(page), "--json", "--config", str(initialised)
-    )
+    result = run_cli("analyze", str(excerpt), str(new), str(page), "--json", "--config", str(initialised))
     assert result.exit_code == 0, result.output
     by_name = {Path(r["path"]).name: r for r in _lines(result.stdout)}
     assert by_name["excerpt.txt"]["duplicate_of"] == seed.name
@@ -110,9 +105,7 @@ def test_reworded_excerpt_is_a_duplicate_and_new_text_is_not(
     assert {m["entity"] for m in by_name["new.txt"]["mentions"]} == {"Almaty"}
 
 
-def test_import_stores_once_and_search_finds_it(
-    run_cli: Callable[..., Any], initialised: Path, tmp_path: Path
-) -> None:
+def test_import_stores_once_and_search_finds_it(run_cli: Callable[..., Any], initialised: Path, tmp_path: Path) -> None:
     new = tmp_path / "airport.txt"
     new.write_text(NEW_TEXT, encoding="utf-8")
     copy = tmp_path / "copy.txt"
@@ -137,9 +130,7 @@ def test_import_stores_once_and_search_finds_it(
 
     hidden = json.loads(run_cli("search", "--json", "--config", str(initialised)).stdout)
     assert [i["url"] for i in hidden] == [new.resolve().as_uri()]
-    shown = json.loads(
-        run_cli("search", "--include-duplicates", "--json", "--config", str(initialised)).stdout
-    )
+    shown = json.loads(run_cli("search", "--include-duplicates", "--json", "--config", str(initialised)).stdout)
     duplicates = [i for i in shown if i["duplicate_of"]]
     assert [d["duplicate_of"] for d in duplicates] == [SEED_FILES[2].name]
 
@@ -179,9 +170,7 @@ def test_commands_refuse_a_database_without_schema(
     assert "run `monitor init`" in result.stderr
 
 
-def test_bad_config_exits_with_one_line(
-    run_cli: Callable[..., Any], config_file: Callable[..., Path]
-) -> None:
+def test_bad_config_exits_with_one_line(run_cli: Callable[..., Any], config_file: Callable[..., Path]) -> None:
     config = config_file("poll:\n  concurrency: -1\n")
     result = run_cli("search", "--config", str(config))
     assert result.exit_code == 2

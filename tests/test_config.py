@@ -19,9 +19,7 @@ def test_shipped_default_config_is_valid() -> None:
     assert settings.feeds, "the default config should watch some feeds"
     assert {e.name for e in settings.entities} == {"CSTO", "Nazarbayev", "Almaty"}
     # The file and the built-in defaults list the same aliases.
-    assert {e.name: e.aliases for e in settings.entities} == {
-        e.name: e.aliases for e in DEFAULT_ENTITIES
-    }
+    assert {e.name: e.aliases for e in settings.entities} == {e.name: e.aliases for e in DEFAULT_ENTITIES}
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from bench.feedsite import FEED_TYPES, Item, article_page, rss20, story
 from conftest import ROOT
-from monitor.models import Alert, Article, Feed
 from servers import HTTPServer, Response
+
+from monitor.models import Alert, Article, Feed
 
 MONITOR = str(Path(sys.executable).parent / "monitor")
 
@@ -184,7 +184,9 @@ def test_kill_9_mid_poll_then_poll_again_stores_every_article_exactly_once(
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in helpers), 15, "the pool to exit")
 
     serve_site(server, 8)  # the slow pages answer now
-    second = subprocess.run([MONITOR, "--config", str(config), "poll", "--json"], capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [MONITOR, "--config", str(config), "poll", "--json"], capture_output=True, text=True, timeout=120
+    )
 
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import SEEDS_DIR
 from sqlmodel import Session
 
 from monitor.config import DedupSettings
@@ -19,8 +20,6 @@ from monitor.pipeline import dedup
 from monitor.pipeline.dedup import DedupIndex, Known, compare, fingerprints
 from monitor.seeds import load_seeds
 from monitor.text import content_hash, normalize, tokens
-
-from conftest import SEEDS_DIR
 
 SETTINGS = DedupSettings()
 SEED_FILES = sorted(SEEDS_DIR.glob("*.txt"))
@@ -62,9 +61,7 @@ metro would resume service once engineers had inspected every station on the lin
 
 def test_normalize_ignores_form_case_and_punctuation() -> None:
     assert normalize("Ｋａｚａｋｈｓｔａｎ’s  “ﬁne”\nPROTESTS!") == "kazakhstan s fine protests"
-    assert tokens("Alma-Ata, Алматы; snake_case 2022") == [
-        "alma", "ata", "алматы", "snake", "case", "2022"
-    ]
+    assert tokens("Alma-Ata, Алматы; snake_case 2022") == ["alma", "ata", "алматы", "snake", "case", "2022"]
     assert content_hash("A  copy, the SAME.") == content_hash("a copy the same")
     assert content_hash("a copy") != content_hash("a different copy")
     assert len(content_hash("")) == 64
@@ -208,9 +205,7 @@ def test_load_seeds_is_idempotent(db: Session, index: DedupIndex) -> None:
     assert seeds[2].content_hash == content_hash(seed_text(2))
 
 
-def test_a_changed_seed_file_is_reindexed(
-    db: Session, index: DedupIndex, tmp_path: Path
-) -> None:
+def test_a_changed_seed_file_is_reindexed(db: Session, index: DedupIndex, tmp_path: Path) -> None:
     for path in SEED_FILES[:2]:
         shutil.copy(path, tmp_path / path.name)
     assert load_seeds(db, tmp_path, index) == 2
@@ -223,9 +218,7 @@ def test_a_changed_seed_file_is_reindexed(
     assert not index.check(db, seed_text(1)).is_duplicate
 
 
-def test_missing_seeds_dir_is_a_config_error(
-    db: Session, index: DedupIndex, tmp_path: Path
-) -> None:
+def test_missing_seeds_dir_is_a_config_error(db: Session, index: DedupIndex, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="seeds_dir"):
         load_seeds(db, tmp_path / "nowhere", index)
 
@@ -255,9 +248,7 @@ def test_new_texts_are_new(db: Session, index: DedupIndex) -> None:
     assert index.check(db, "").similarity == 0.0
 
 
-def test_a_copy_of_an_article_points_to_it_with_an_explanation(
-    db: Session, index: DedupIndex
-) -> None:
+def test_a_copy_of_an_article_points_to_it_with_an_explanation(db: Session, index: DedupIndex) -> None:
     article = store_article(db, OWN_ARTICLE + "\n" + synthetic(200, 9))
     assert index.add(db, article.text, article_id=article.id) == fingerprint_count(db) > 0
     copy = "World | Politics | Sport\n" + article.text.replace("Monday", "Tuesday")

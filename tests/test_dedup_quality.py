@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import SEEDS_DIR
+
 from monitor.config import DedupSettings
 from monitor.db import session
 from monitor.models import Article
@@ -65,9 +65,7 @@ def test_cases_are_well_formed() -> None:
     new = [c for c in CASES if c["expected"] is None]
     assert sum(c["kind"] != "unrelated" for c in new) >= GATE["min_new_articles"]
     seeds = [(SEEDS_DIR / s).read_text(encoding="utf-8") for s in SEED_NAMES]
-    seed_paragraphs = {
-        p.strip() for text in seeds for p in text.splitlines() if len(p.split()) >= 20
-    }
+    seed_paragraphs = {p.strip() for text in seeds for p in text.splitlines() if len(p.split()) >= 20}
     quoting = [c for c in new if c["kind"] == "same_event_quoting"]
     assert len(quoting) >= GATE["min_quoting_articles"]
     for case in quoting:  # each really quotes a seed paragraph word for word
@@ -107,9 +105,7 @@ def report(outcomes: list[Outcome]) -> str:
     for kind, group in by_kind.items():
         scores = [o.verdict.similarity for o in group]
         right = sum(o.correct for o in group)
-        lines.append(
-            f"{kind:<22} {len(group):>5} {right:>5} {min(scores):>9.2f} {max(scores):>9.2f}"
-        )
+        lines.append(f"{kind:<22} {len(group):>5} {right:>5} {min(scores):>9.2f} {max(scores):>9.2f}")
     for o in outcomes:
         if not o.correct:
             expected = o.case["expected"]
@@ -123,8 +119,7 @@ def test_scores_meet_the_gate(engine: sa.Engine) -> None:
     recall = sum(o.correct for o in duplicates) / len(duplicates)
     false_duplicates = sum(1 for o in outcomes if o.case["expected"] is None and o.found)
     table = report(outcomes)
-    print(f"\ndedup eval on {engine.dialect.name}: recall {recall:.3f}, "
-          f"false duplicates {false_duplicates}\n{table}")
+    print(f"\ndedup eval on {engine.dialect.name}: recall {recall:.3f}, false duplicates {false_duplicates}\n{table}")
     assert false_duplicates <= GATE["max_false_duplicates"], table
     assert recall >= GATE["recall"], table
     # Each verdict is explained: the duplicates say how much of what they share.

@@ -38,9 +38,7 @@ def test_readme_shows_the_two_commands() -> None:
     assert "scripts/test" in ci
 
 
-@pytest.mark.parametrize(
-    "secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "plain secret ✓"]
-)
+@pytest.mark.parametrize("secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "plain secret ✓"])
 def test_the_readme_webhook_verifier_accepts_our_signatures_and_nothing_else(secret: str) -> None:
     (snippet,) = [block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "def verified" in block]
     namespace: dict[str, object] = {}
@@ -57,7 +55,10 @@ def test_the_readme_webhook_verifier_accepts_our_signatures_and_nothing_else(sec
     assert not verified({**headers, "webhook-id": "msg_2"}, body)
     stale = str(stamp - 3600)
     assert not verified(
-        {**headers, "webhook-timestamp": stale,
-         "webhook-signature": signature(signing_key(secret), "msg_1", int(stale), body)},
+        {
+            **headers,
+            "webhook-timestamp": stale,
+            "webhook-signature": signature(signing_key(secret), "msg_1", int(stale), body),
+        },
         body,
     )

@@ -13,8 +13,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_CORPUS
+
 from monitor.errors import InputError
 from monitor.pipeline.extract import extract_html, read_file, read_text
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpcore
 import httpx
 import pytest
+from servers import HTTPServer, Request, Response
 
 from monitor.config import PollSettings
 from monitor.errors import FetchError
@@ -34,7 +35,6 @@ from monitor.pipeline.fetch import (
     parse_max_age,
     parse_retry_after,
 )
-from servers import HTTPServer, Request, Response
 
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title></channel></rss>"
 PUBLIC_IP = "93.184.216.34"  # what "news.test" resolves to in the safety tests
@@ -171,9 +171,7 @@ def test_compressed_bodies_are_decoded(server: HTTPServer, wrapping: str) -> Non
         (502, FailureKind.HTTP_5XX, "HTTP 502 Bad Gateway"),
     ],
 )
-def test_error_statuses_are_classified(
-    server: HTTPServer, status: int, kind: FailureKind, message: str
-) -> None:
+def test_error_statuses_are_classified(server: HTTPServer, status: int, kind: FailureKind, message: str) -> None:
     server.route("/x", Response(body=b"no", status=status))
     error = failure(server.url("/x"))
     assert (error.kind, error.args[0], error.retry_after) == (kind, message, None)
@@ -359,9 +357,7 @@ def test_non_public_addresses_are_refused(address: str) -> None:
     assert blocked_reason(address) is not None
 
 
-@pytest.mark.parametrize(
-    "address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"]
-)
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"])
 def test_public_addresses_pass(address: str) -> None:
     assert blocked_reason(address) is None
 
@@ -490,9 +486,7 @@ def test_global_concurrency_limit(server: HTTPServer) -> None:
 
     async def run() -> None:
         async with Fetcher(poll(per_host=2, concurrency=3), resolver=resolver) as fetcher:
-            await asyncio.gather(
-                *(fetcher.fetch(f"http://{n}:{server.port}/feed.xml") for n in names)
-            )
+            await asyncio.gather(*(fetcher.fetch(f"http://{n}:{server.port}/feed.xml") for n in names))
 
     asyncio.run(run())
     assert state["peak"] == 3

@@ -43,9 +43,7 @@ def found(matcher: EntityMatcher, text: str) -> list[tuple[str, str]]:
         ("   leading spaces  ОДКБ", "ОДКБ"),
     ],
 )
-def test_offsets_index_the_original_text(
-    matcher: EntityMatcher, text: str, expected: str
-) -> None:
+def test_offsets_index_the_original_text(matcher: EntityMatcher, text: str, expected: str) -> None:
     (match,) = matcher.find(text)
     assert text[match.start : match.end] == match.text == expected
     assert match.start == text.index(expected)
@@ -263,9 +261,7 @@ def test_thousands_of_aliases() -> None:
     rng = random.Random(3)
     letters = "abcdefghijklmnopqrstuvwxyz"
     names = sorted({"".join(rng.choices(letters, k=9)) for _ in range(5000)})
-    entities = [
-        EntityConfig(name=f"E{i}", aliases=names[i * 5 : i * 5 + 5]) for i in range(len(names) // 5)
-    ]
+    entities = [EntityConfig(name=f"E{i}", aliases=names[i * 5 : i * 5 + 5]) for i in range(len(names) // 5)]
     matcher = EntityMatcher([*entities, *DEFAULT_ENTITIES])
     text = f"{names[42]} met {names[4001].upper()}'s envoy in Almaty; {names[7]}x is not one."
     assert found(matcher, text) == [

@@ -79,10 +79,7 @@ def test_cases_are_well_formed() -> None:
 
 def test_scores_meet_the_gate(matcher: EntityMatcher) -> None:
     score, misses = _score(matcher)
-    report = (
-        f"P={score.precision:.3f} R={score.recall:.3f} F1={score.f1:.3f}; misses:\n"
-        + "\n".join(misses)
-    )
+    report = f"P={score.precision:.3f} R={score.recall:.3f} F1={score.f1:.3f}; misses:\n" + "\n".join(misses)
     assert score.precision >= GATE["precision"], report
     assert score.recall >= GATE["recall"], report
     assert score.f1 >= GATE["f1"], report

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.script import ScriptDirectory
 
-from monitor.db import alembic_config, make_engine, require_current_schema, schema_revision
-from monitor.db import upgrade_schema
+from alembic import command
+from monitor.db import alembic_config, make_engine, require_current_schema, schema_revision, upgrade_schema
 
 
 def test_no_drift_between_models_and_migrations(engine: sa.Engine) -> None:

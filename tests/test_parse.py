@@ -76,29 +76,49 @@ def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
 @pytest.mark.parametrize(
     ("body", "links"),
     [
-        (b'<rss><channel><item><link> https://a.example/1 </link></item></channel></rss>', ["https://a.example/1"]),
-        (b'<rss><channel><item><guid>https://a.example/g</guid><link>https://a.example/1</link></item>'
-         b"</channel></rss>", ["https://a.example/1"]),
+        (b"<rss><channel><item><link> https://a.example/1 </link></item></channel></rss>", ["https://a.example/1"]),
+        (
+            b"<rss><channel><item><guid>https://a.example/g</guid><link>https://a.example/1</link></item>"
+            b"</channel></rss>",
+            ["https://a.example/1"],
+        ),
         (b"<rss><channel></channel></rss>", []),
         # Unsure: parse in full.
         (b"<rss><channel><item><guid>https://a.example/g</guid></item></channel></rss>", None),
         (b"<rss><channel><item><link>/relative</link></item></channel></rss>", None),
-        (b"<rss><channel><item><link>https://a.example/1</link><link>https://a.example/2</link></item>"
-         b"</channel></rss>", None),
-        (b'<rss xmlns:atom="http://www.w3.org/2005/Atom"><channel><item><link>https://a.example/1</link>'
-         b'<atom:link href="https://a.example/2"/></item></channel></rss>', None),
+        (
+            b"<rss><channel><item><link>https://a.example/1</link><link>https://a.example/2</link></item>"
+            b"</channel></rss>",
+            None,
+        ),
+        (
+            b'<rss xmlns:atom="http://www.w3.org/2005/Atom"><channel><item><link>https://a.example/1</link>'
+            b'<atom:link href="https://a.example/2"/></item></channel></rss>',
+            None,
+        ),
         (b"<rss><channel><item><link>https://a.example/1</link></item>", None),  # not well-formed
-        (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id>'
-         b'<link rel="self" href="https://a.example/self"/><link href="https://a.example/1"/></entry></feed>',
-         ["https://a.example/1"]),
-        (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><link href="https://a.example/1"/>'
-         b'<link rel="alternate" type="text/html" href="https://a.example/2"/></entry></feed>', None),
+        (
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id>'
+            b'<link rel="self" href="https://a.example/self"/><link href="https://a.example/1"/></entry></feed>',
+            ["https://a.example/1"],
+        ),
+        (
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><link href="https://a.example/1"/>'
+            b'<link rel="alternate" type="text/html" href="https://a.example/2"/></entry></feed>',
+            None,
+        ),
         (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id></entry></feed>', None),
-        (b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">'
-         b"<channel/><item><link>https://a.example/1</link></item></rdf:RDF>", ["https://a.example/1"]),
+        (
+            b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">'
+            b"<channel/><item><link>https://a.example/1</link></item></rdf:RDF>",
+            ["https://a.example/1"],
+        ),
         (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}', None),
-        (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><rss><channel><item><link>&e;</link>'
-         b"</item></channel></rss>", None),
+        (
+            b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><rss><channel><item><link>&e;</link>'
+            b"</item></channel></rss>",
+            None,
+        ),
         (b"<html><body>not a feed</body></html>", None),
     ],
 )
@@ -303,7 +323,10 @@ def test_json_feed_1_0_and_1_1_details() -> None:
     feed = parse_feed(json.dumps(document).encode(), url="https://j.example/feed.json")
     seven, eight = feed.entries
     assert (seven.key, seven.url, seven.content, seven.author) == (
-        "7", "https://j.example/posts/7", "Seven bold", "Ann"
+        "7",
+        "https://j.example/posts/7",
+        "Seven bold",
+        "Ann",
     )
     assert seven.published_at == datetime(2022, 1, 6, 8, 0, tzinfo=UTC)
     assert (eight.url, eight.content, eight.author) == ("https://ext.example/8", "Eight", "Bo, Cy")
@@ -367,9 +390,7 @@ def test_encodings_survive_http_with_the_files_headers() -> None:
                 for name in HTTP_SAMPLES:
                     result = await fetcher.fetch(server.url(f"/{name}"))
                     assert result.body is not None
-                    parsed[name] = parse_feed(
-                        result.body, url=result.url, content_type=result.content_type
-                    )
+                    parsed[name] = parse_feed(result.body, url=result.url, content_type=result.content_type)
             return parsed
 
         parsed = asyncio.run(fetch_all())

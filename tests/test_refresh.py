@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
-
 from bench.feedsite import FEED_TYPES, RENDER, Item, article_page, rss20, story
 from conftest import SEEDS_DIR
+from servers import HTTPServer, Request, Response
+from sqlmodel import select
+
 from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert, Article, Feed, Fingerprint, Mention, utcnow
@@ -26,7 +27,6 @@ from monitor.pipeline.ingest import Archive
 from monitor.pipeline.refresh import CPUPool
 from monitor.seeds import load_seeds
 from monitor.worker import CycleReport, Worker, sync_feeds
-from servers import HTTPServer, Request, Response
 
 SEED_TEXT = (SEEDS_DIR / "001_73071e9b10a78990.txt").read_text(encoding="utf-8")
 
@@ -198,7 +198,9 @@ def test_page_metadata_fills_in_what_the_entry_lacks(
     configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
 ) -> None:
     for name in ("dated", "undated"):
-        serve_page(server, f"/{name}", f"Page title {name}", story(name), author="A. Writer", date="2022-01-07T08:30:00+00:00")
+        serve_page(
+            server, f"/{name}", f"Page title {name}", story(name), author="A. Writer", date="2022-01-07T08:30:00+00:00"
+        )
     feed = (
         '<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><link>https://x.example/</link>'
         f"<item><title>Dated</title><link>{server.url('/dated')}</link>"
@@ -225,7 +227,9 @@ def test_the_same_story_in_two_feeds_is_stored_once(
     serve_page(server, "/story", "Shared story", story("shared"))
     serve_page(server, "/only-b", "Only in B", story("only b"))
     serve_feed(server, "/a", rss20([Item("Shared", server.url("/story?utm_source=a"))]))
-    serve_feed(server, "/b", rss20([Item("Shared", server.url("/story?utm_medium=rss#top")), Item("B", server.url("/only-b"))]))
+    serve_feed(
+        server, "/b", rss20([Item("Shared", server.url("/story?utm_medium=rss#top")), Item("B", server.url("/only-b"))])
+    )
     settings = configure({"A": "/a", "B": "/b"})
 
     report = poll(settings, engine, pool)
@@ -310,8 +314,14 @@ FAILURES: dict[str, tuple[Response | None, str]] = {
     "/e500": (Response(b"oops", status=500), "http_5xx"),
     "/e404": (Response(b"missing", status=404), "http_4xx"),
     "/e429": (Response(b"slow down", status=429), "http_429"),
-    "/html": (Response(b"<html><body><p>Just a page</p></body></html>", headers={"Content-Type": "text/html"}), "not_a_feed"),
-    "/big": (Response(b"<rss>" + b"x" * 5000 + b"</rss>", headers={"Content-Type": "application/rss+xml"}), "too_large"),
+    "/html": (
+        Response(b"<html><body><p>Just a page</p></body></html>", headers={"Content-Type": "text/html"}),
+        "not_a_feed",
+    ),
+    "/big": (
+        Response(b"<rss>" + b"x" * 5000 + b"</rss>", headers={"Content-Type": "application/rss+xml"}),
+        "too_large",
+    ),
     "/loop": (Response(status=302, headers={"Location": "/loop2"}), "too_many_redirects"),
     "/slow": (Response(rss20([]), delay=3.0, headers={"Content-Type": "application/rss+xml"}), "timeout"),
 }

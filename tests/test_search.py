@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from click.testing import CliRunner
 from conftest import ENGINES, PG_SERVER_URL
+from test_search_query import MALFORMED, ODD_BUT_VALID
 
+from alembic import command
 from monitor.cli import main
 from monitor.db import alembic_config, make_engine, session, upgrade_schema
 from monitor.errors import QueryError
 from monitor.models import Article, Feed, Mention, Seed
 from monitor.search import SearchFilters, SearchPage, search_articles
-from test_search_query import MALFORMED, ODD_BUT_VALID
 
 SEED_NAME = "001_73071e9b10a78990.txt"
 FILLER = (
@@ -59,28 +59,48 @@ ARTICLES: dict[str, tuple] = {
         "Protests erupt in Almaty",
         "Thousands of protesters gathered in Almaty on Wednesday as fuel prices doubled. "
         "The government asked the Collective Security Treaty Organization for help.",
-        t(5, 8), t(5, 9), "Example World", ["Almaty", "CSTO"], None,
+        t(5, 8),
+        t(5, 9),
+        "Example World",
+        ["Almaty", "CSTO"],
+        None,
     ),
     "almaty_ru": (
         "Протесты в Алматы",
         "Тысячи протестующих вышли на улицы Алматы. ОДКБ направила миротворцев.",
-        t(6, 12), t(6, 12), "Steppe Daily", ["CSTO", "Almaty"], None,
+        t(6, 12),
+        t(6, 12),
+        "Steppe Daily",
+        ["CSTO", "Almaty"],
+        None,
     ),
     "nazarbayev": (
         "Nazarbayev leaves the security council",
         "Former president Nursultan Nazarbayev left the security council; Tokayev took "
         "the chair. The treaty with Moscow was not discussed.",
-        t(7, 9), t(7, 10), "Example World", ["Nazarbayev"], None,
+        t(7, 9),
+        t(7, 10),
+        "Example World",
+        ["Nazarbayev"],
+        None,
     ),
     "copy_of_seed": (
         "Protests in Almaty (republished)",
         "Thousands of protesters gathered in Almaty as fuel prices doubled.",
-        t(8), t(8), "Steppe Daily", ["Almaty"], "seed",
+        t(8),
+        t(8),
+        "Steppe Daily",
+        ["Almaty"],
+        "seed",
     ),
     "copy_of_article": (
         "Protests erupt in Almaty",
         "Thousands of protesters gathered in Almaty on Wednesday as fuel prices doubled.",
-        None, t(9), None, ["Almaty"], "almaty_en",
+        None,
+        t(9),
+        None,
+        ["Almaty"],
+        "almaty_en",
     ),
     "gas": (
         None,
@@ -88,7 +108,11 @@ ARTICLES: dict[str, tuple] = {
         + FILLER * 6
         + "Analysts expect the Zürich café owners to follow the market closely. "
         + FILLER * 6,
-        None, t(4, 6), None, [], None,
+        None,
+        t(4, 6),
+        None,
+        [],
+        None,
     ),
 }
 
@@ -125,8 +149,9 @@ def build_archive(engine: sa.Engine) -> Archive:
             db.flush()
             archive.ids[name] = article.id  # type: ignore[assignment]
             for entity in entities + entities[:1]:  # repeated mentions are listed once
-                db.add(Mention(article_id=article.id, entity=entity, text=entity, start=0,
-                               end=len(entity), snippet=entity))
+                db.add(
+                    Mention(article_id=article.id, entity=entity, text=entity, start=0, end=len(entity), snippet=entity)
+                )
         db.commit()
     return archive
 
@@ -150,9 +175,7 @@ def archive(
     admin = sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    engine = make_engine(
-        sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    )
+    engine = make_engine(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
     yield build_archive(engine)
     engine.dispose()
     with admin.connect() as connection:
@@ -229,15 +252,15 @@ def test_title_is_searched_too(archive: Archive) -> None:
         ({"since": t(5), "until": t(6, 11)}, ["almaty_en"]),
         ({"feed": "Example World"}, ["nazarbayev", "almaty_en"]),
         ({"feed": "steppe daily"}, ["almaty_ru"]),
-        ({"include_duplicates": True},
-         ["copy_of_article", "copy_of_seed", "nazarbayev", "almaty_ru", "almaty_en", "gas"]),
+        (
+            {"include_duplicates": True},
+            ["copy_of_article", "copy_of_seed", "nazarbayev", "almaty_ru", "almaty_en", "gas"],
+        ),
         ({"include_duplicates": True, "feed": "Steppe Daily"}, ["copy_of_seed", "almaty_ru"]),
         ({"limit": 2}, ["nazarbayev", "almaty_ru"]),
         ({"limit": 1, "query": "Almaty OR Алматы"}, ["almaty_ru"]),
-        ({"query": "Almaty", "include_duplicates": True},
-         ["copy_of_article", "copy_of_seed", "almaty_en"]),
-        ({"query": "Almaty", "entities": ("CSTO",), "since": t(5), "feed": "Example World"},
-         ["almaty_en"]),
+        ({"query": "Almaty", "include_duplicates": True}, ["copy_of_article", "copy_of_seed", "almaty_en"]),
+        ({"query": "Almaty", "entities": ("CSTO",), "since": t(5), "feed": "Example World"}, ["almaty_en"]),
     ],
     ids=repr,
 )
@@ -276,8 +299,7 @@ def test_bad_filters_are_query_errors(archive: Archive, filters: dict[str, objec
 def test_json_shape(archive: Archive) -> None:
     items = archive.search(query="Almaty", include_duplicates=True).items
     dumped = {item.id: item.model_dump(mode="json") for item in items}
-    keys = ["id", "url", "title", "feed", "published_at", "fetched_at", "entities",
-            "duplicate_of", "snippet"]
+    keys = ["id", "url", "title", "feed", "published_at", "fetched_at", "entities", "duplicate_of", "snippet"]
     assert all(list(d) == keys for d in dumped.values())
     original = dumped[archive.ids["almaty_en"]]
     assert original == {
@@ -325,10 +347,14 @@ def add_many(engine: sa.Engine, count: int) -> set[int]:
     with session(engine) as db:
         for i in range(count):
             published = None if i % 5 == 0 else t(10) + timedelta(hours=i // 3)
-            article = Article(url=f"https://bulk.example/{i}", title=f"Bulk {i}",
-                              text=f"Bulk report number {i} about Almaty.",
-                              published_at=published, fetched_at=t(11) + timedelta(hours=i % 4),
-                              content_hash=str(i).ljust(64, "0"))
+            article = Article(
+                url=f"https://bulk.example/{i}",
+                title=f"Bulk {i}",
+                text=f"Bulk report number {i} about Almaty.",
+                published_at=published,
+                fetched_at=t(11) + timedelta(hours=i % 4),
+                content_hash=str(i).ljust(64, "0"),
+            )
             db.add(article)
             db.flush()
             ids.add(article.id)
@@ -407,7 +433,7 @@ def test_postgresql_search_uses_the_gin_index(archive: Archive) -> None:
         assert archive.found("almaty") == ["almaty_en"]
     finally:
         sa.event.remove(archive.engine, "before_cursor_execute", capture)
-    (statement, parameters), = statements
+    ((statement, parameters),) = statements
     with archive.engine.connect() as connection:
         # A six-row table is read whole unless that is ruled out.
         connection.exec_driver_sql("SET enable_seqscan = off")
@@ -498,9 +524,7 @@ def test_cli_filters(cli, archive: Archive, args: list[str], expected: list[str]
         (["Almaty", "OR", "Алматы"], ["almaty_ru", "almaty_en"]),
     ],
 )
-def test_cli_query_words_need_no_quoting(
-    cli, archive: Archive, args: list[str], expected: list[str]
-) -> None:
+def test_cli_query_words_need_no_quoting(cli, archive: Archive, args: list[str], expected: list[str]) -> None:
     code, out, err = cli("--json", *args)
     assert code == 0, err
     by_id = {v: k for k, v in archive.ids.items()}

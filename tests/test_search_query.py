@@ -61,9 +61,7 @@ def test_parse_query(text: str, expected: Query) -> None:
 
 def test_rendering_to_fts5_and_tsquery() -> None:
     query = parse_query('"security treaty" Almaty OR Алматы -Tokayev -"state media"')
-    assert query.to_fts5() == (
-        '("security treaty" AND ("almaty" OR "алматы")) NOT "tokayev" NOT "state media"'
-    )
+    assert query.to_fts5() == ('("security treaty" AND ("almaty" OR "алматы")) NOT "tokayev" NOT "state media"')
     assert query.to_tsquery() == (
         "'security' <-> 'treaty' & ('almaty' | 'алматы') & !('tokayev') & !('state' <-> 'media')"
     )
@@ -180,17 +178,32 @@ def test_parse_time(text: str, expected: datetime) -> None:
 def test_a_bare_date_as_upper_bound_includes_the_whole_day() -> None:
     end = parse_time("2022-01-06", now=NOW, end=True)
     assert end == datetime(2022, 1, 7, tzinfo=UTC) - timedelta(microseconds=1)
-    assert parse_time("2022-01-06T10:00:00Z", now=NOW, end=True) == datetime(
-        2022, 1, 6, 10, tzinfo=UTC
-    )
+    assert parse_time("2022-01-06T10:00:00Z", now=NOW, end=True) == datetime(2022, 1, 6, 10, tzinfo=UTC)
     assert parse_time("today", now=NOW, end=True).date() == NOW.date()
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "abc", "2022-13-01", "2022-01-32", "2022-01-06T25:00", "7x", "-7d", "7",
-     "7.5", "7 days", "1e9d", "99999999999999d", "100000000d", "d7", "2022/01/06", "\x00",
-     "\ud800"],
+    [
+        "",
+        " ",
+        "abc",
+        "2022-13-01",
+        "2022-01-32",
+        "2022-01-06T25:00",
+        "7x",
+        "-7d",
+        "7",
+        "7.5",
+        "7 days",
+        "1e9d",
+        "99999999999999d",
+        "100000000d",
+        "d7",
+        "2022/01/06",
+        "\x00",
+        "\ud800",
+    ],
     ids=repr,
 )
 def test_bad_time_is_a_query_error(text: str) -> None:
@@ -210,8 +223,17 @@ def test_cursor_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage", "!!!", "bnVsbA", "WzFd", "WyJ4IiwgMV0", "WyIyMDIyLTAxLTA2IiwgIngiXQ",
-     "WyIyMDIyLTAxLTA2IiwgdHJ1ZV0", "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW10", "\ud800"],
+    [
+        "garbage",
+        "!!!",
+        "bnVsbA",
+        "WzFd",
+        "WyJ4IiwgMV0",
+        "WyIyMDIyLTAxLTA2IiwgIngiXQ",
+        "WyIyMDIyLTAxLTA2IiwgdHJ1ZV0",
+        "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW10",
+        "\ud800",
+    ],
 )
 def test_invalid_cursor_is_a_query_error(cursor: str) -> None:
     with pytest.raises(QueryError, match="invalid cursor"):

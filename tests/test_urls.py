@@ -51,9 +51,7 @@ def test_relative_url_with_base() -> None:
         canonical_url("../b?utm_campaign=x#top", base="https://Example.com/news/a/index.html")
         == "https://example.com/news/b"
     )
-    assert canonical_url("//cdn.example.com/x", base="https://example.com/") == (
-        "https://cdn.example.com/x"
-    )
+    assert canonical_url("//cdn.example.com/x", base="https://example.com/") == ("https://cdn.example.com/x")
 
 
 def test_the_same_story_from_two_feeds_is_equal() -> None:
@@ -63,9 +61,7 @@ def test_the_same_story_from_two_feeds_is_equal() -> None:
 
 
 def test_different_stories_stay_different() -> None:
-    assert canonical_url("https://example.com/story?id=1") != canonical_url(
-        "https://example.com/story?id=2"
-    )
+    assert canonical_url("https://example.com/story?id=1") != canonical_url("https://example.com/story?id=2")
     assert canonical_url("https://example.com/a/") != canonical_url("https://example.com/a")
 
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
-
 from bench.feedsite import FEED_TYPES, Item, article_page, rss20, story
 from conftest import ROOT
+from servers import HTTPServer, Response
+from sqlmodel import select
+
 from monitor.config import FeedConfig, PollSettings
 from monitor.db import session
 from monitor.models import Article, Feed, utcnow
 from monitor.pipeline.refresh import RefreshOutcome
 from monitor.worker import claim_feeds, plan_next, reclaim_abandoned, record_outcome, record_outcomes, sync_feeds
-from servers import HTTPServer, Response
 
 MONITOR = [str(Path(sys.executable).parent / "monitor")]
 NOW = datetime(2024, 1, 6, 10, 0, tzinfo=UTC)
@@ -91,7 +91,11 @@ def test_failures_back_off_exponentially_up_to_the_cap(errors: int, low: float, 
     for seed in range(20):
         next_at, not_before = plan_next(
             outcome("error", error_kind="http_5xx"),
-            interval=600, error_count=errors, poll=POLL, now=NOW, rng=random.Random(seed),
+            interval=600,
+            error_count=errors,
+            poll=POLL,
+            now=NOW,
+            rng=random.Random(seed),
         )
         assert low <= (next_at - NOW).total_seconds() <= high
         assert not_before is None
@@ -99,7 +103,9 @@ def test_failures_back_off_exponentially_up_to_the_cap(errors: int, low: float, 
 
 def test_success_polls_again_after_about_one_interval_but_never_before_max_age() -> None:
     waits = {
-        (plan_next(outcome(), interval=600, error_count=0, poll=POLL, now=NOW, rng=random.Random(s))[0] - NOW).total_seconds()
+        (
+            plan_next(outcome(), interval=600, error_count=0, poll=POLL, now=NOW, rng=random.Random(s))[0] - NOW
+        ).total_seconds()
         for s in range(50)
     }
     assert min(waits) >= 540 and max(waits) <= 660 and len(waits) > 10  # jittered
@@ -112,7 +118,11 @@ def test_success_polls_again_after_about_one_interval_but_never_before_max_age()
 def test_retry_after_wins_over_a_shorter_backoff_even_beyond_the_cap() -> None:
     next_at, not_before = plan_next(
         outcome("error", error_kind="http_429", retry_after=5 * 3600),
-        interval=600, error_count=1, poll=POLL, now=NOW, rng=random.Random(1),
+        interval=600,
+        error_count=1,
+        poll=POLL,
+        now=NOW,
+        rng=random.Random(1),
     )
     assert next_at == not_before == NOW + timedelta(hours=5)
 
@@ -184,8 +194,16 @@ def test_leases_of_a_dead_local_process_are_freed_at_once(engine: sa.Engine) -> 
     host = socket.gethostname()
     expires = utcnow() + timedelta(minutes=5)
     with engine.begin() as connection:
-        connection.execute(sa.update(Feed).where(Feed.name == "F0").values(lease_owner=f"{host}:{dead.pid}:x", lease_expires_at=expires))
-        connection.execute(sa.update(Feed).where(Feed.name == "F1").values(lease_owner=f"{host}:{os.getppid()}:y", lease_expires_at=expires))
+        connection.execute(
+            sa.update(Feed)
+            .where(Feed.name == "F0")
+            .values(lease_owner=f"{host}:{dead.pid}:x", lease_expires_at=expires)
+        )
+        connection.execute(
+            sa.update(Feed)
+            .where(Feed.name == "F1")
+            .values(lease_owner=f"{host}:{os.getppid()}:y", lease_expires_at=expires)
+        )
 
     assert reclaim_abandoned(engine) == 1
 
@@ -216,7 +234,9 @@ def _config(database_url: str, server: HTTPServer, feeds: int, **poll: object) -
 
 
 def run_monitor(*args: str, config: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MONITOR, "--config", str(config), *args], capture_output=True, text=True, timeout=120, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        [*MONITOR, "--config", str(config), *args], capture_output=True, text=True, timeout=120, **kwargs
+    )  # type: ignore[call-overload]
 
 
 def test_two_poll_processes_on_postgresql_share_the_feeds_without_double_fetches(
@@ -227,7 +247,12 @@ def test_two_poll_processes_on_postgresql_share_the_feeds_without_double_fetches
         _site(server, feeds=16, pages=2, delay=0.3)
         config = config_file(_config(database_url, server, 16, concurrency=2, extract_workers=1))
         processes = [
-            subprocess.Popen([*MONITOR, "--config", str(config), "poll", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [*MONITOR, "--config", str(config), "poll", "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(2)
         ]
         reports = [json.loads(p.communicate(timeout=120)[0]) for p in processes]
@@ -241,7 +266,12 @@ def test_two_poll_processes_on_postgresql_share_the_feeds_without_double_fetches
     engine = sa.create_engine(database_url)
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(Article)).scalar() == 32
-        assert connection.execute(sa.select(sa.func.count()).select_from(Feed).where(Feed.lease_owner.is_not(None))).scalar() == 0
+        assert (
+            connection.execute(
+                sa.select(sa.func.count()).select_from(Feed).where(Feed.lease_owner.is_not(None))
+            ).scalar()
+            == 0
+        )
     engine.dispose()
 
 

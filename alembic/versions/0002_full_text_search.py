@@ -28,6 +28,7 @@ Revises: 0001
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0002"
@@ -39,10 +40,7 @@ depends_on: str | Sequence[str] | None = None
 # planner can use the index; keep the two in step.
 PG_CONFIG = "monitor_search"
 PG_DOCUMENT = f"to_tsvector('{PG_CONFIG}'::regconfig, coalesce(title, '') || ' ' || text)"
-NEWEST_FIRST = (
-    "CREATE INDEX ix_article_newest ON article "
-    "(coalesce(published_at, fetched_at) DESC, id DESC)"
-)
+NEWEST_FIRST = "CREATE INDEX ix_article_newest ON article (coalesce(published_at, fetched_at) DESC, id DESC)"
 PG_WORD_TOKENS = "asciiword, asciihword, hword_asciipart, word, hword, hword_part"
 
 SQLITE_UPGRADE = [
@@ -87,17 +85,11 @@ SQLITE_DOWNGRADE = [
 def _pg_has_unaccent() -> bool:
     """Whether the unaccent extension is installed or can be (it is a trusted one)."""
     bind = op.get_bind()
-    installed = bind.execute(
-        sa.text("SELECT 1 FROM pg_extension WHERE extname = 'unaccent'")
-    ).first()
+    installed = bind.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'unaccent'")).first()
     if installed:
         return True
-    available = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent'")
-    ).first()
-    may_create = bind.execute(
-        sa.text("SELECT has_database_privilege(current_database(), 'CREATE')")
-    ).scalar()
+    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent'")).first()
+    may_create = bind.execute(sa.text("SELECT has_database_privilege(current_database(), 'CREATE')")).scalar()
     return bool(available and may_create)
 
 
@@ -107,19 +99,10 @@ def _upgrade_postgresql() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
         dictionaries = "unaccent, monitor_english_stem"
     # A snowball dictionary without a stop word list: every word stays searchable.
-    op.execute(
-        "CREATE TEXT SEARCH DICTIONARY monitor_english_stem "
-        "(TEMPLATE = snowball, Language = english)"
-    )
+    op.execute("CREATE TEXT SEARCH DICTIONARY monitor_english_stem (TEMPLATE = snowball, Language = english)")
     op.execute(f"CREATE TEXT SEARCH CONFIGURATION {PG_CONFIG} (COPY = simple)")
-    op.execute(
-        f"ALTER TEXT SEARCH CONFIGURATION {PG_CONFIG} "
-        f"ALTER MAPPING FOR {PG_WORD_TOKENS} WITH {dictionaries}"
-    )
-    op.execute(
-        "ALTER TABLE article ADD COLUMN search_document tsvector "
-        f"GENERATED ALWAYS AS ({PG_DOCUMENT}) STORED"
-    )
+    op.execute(f"ALTER TEXT SEARCH CONFIGURATION {PG_CONFIG} ALTER MAPPING FOR {PG_WORD_TOKENS} WITH {dictionaries}")
+    op.execute(f"ALTER TABLE article ADD COLUMN search_document tsvector GENERATED ALWAYS AS ({PG_DOCUMENT}) STORED")
     op.execute("CREATE INDEX ix_article_search ON article USING gin (search_document)")
     op.execute(NEWEST_FIRST)
 

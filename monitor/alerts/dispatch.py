@@ -91,10 +91,7 @@ class DeliveryReport:
         }
 
     def summary(self) -> str:
-        text = (
-            f"alerts: {self.sent} sent in {self.messages} messages, "
-            f"{self.retrying} retrying, {self.failed} failed"
-        )
+        text = f"alerts: {self.sent} sent in {self.messages} messages, {self.retrying} retrying, {self.failed} failed"
         if self.disabled:
             text += f"; disabled: {', '.join(self.disabled)}"
         if self.busy:
@@ -282,9 +279,7 @@ class _Round:
                 if not self._attempt(channel, sender, batch, hold):
                     return
 
-    def _attempt(
-        self, channel: ChannelSettings, sender: Sender, batch: _Batch, hold: _ChannelHold
-    ) -> bool:
+    def _attempt(self, channel: ChannelSettings, sender: Sender, batch: _Batch, hold: _ChannelHold) -> bool:
         """Send one batch and record the outcome; False stops the channel's round."""
         if batch.message is None:
             self._mark_failed(batch.alert_ids, "the article is no longer stored")
@@ -317,9 +312,7 @@ class _Round:
     def _next_batch(self, channel: ChannelSettings) -> _Batch | None:
         with open_session(self.engine) as session:
             pending = (
-                select(Alert)
-                .where(Alert.channel == channel.key, Alert.status == "pending")
-                .order_by(col(Alert.id))
+                select(Alert).where(Alert.channel == channel.key, Alert.status == "pending").order_by(col(Alert.id))
             )
             head = session.exec(pending.limit(1)).first()
             if head is None or head.next_attempt_at > self.now:
@@ -354,17 +347,14 @@ class _Round:
 
     # ---------------------------------------------------------------- failures
 
-    def _record_failure(
-        self, channel: ChannelSettings, batch: _Batch, exc: DeliveryError, hold: _ChannelHold
-    ) -> bool:
+    def _record_failure(self, channel: ChannelSettings, batch: _Batch, exc: DeliveryError, hold: _ChannelHold) -> bool:
         reason = str(exc)[:2000]
         log.warning("alert delivery to %s failed (%s): %s", channel.key, exc.kind, reason)
         self.report.errors.append(f"{channel.key}: {reason}")
         hold.state.last_error = reason
         hold.state.last_error_at = self.now
         if exc.kind == "gone":
-            self._update(batch.alert_ids, attempts=Alert.attempts + 1,
-                         last_attempt_at=self.now, last_error=reason)
+            self._update(batch.alert_ids, attempts=Alert.attempts + 1, last_attempt_at=self.now, last_error=reason)
             hold.state.disabled_at = self.now
             hold.state.disabled_reason = reason[:500]
             hold.save()
@@ -409,8 +399,9 @@ class _Round:
         self.report.failed += result.rowcount or 0
 
     def _mark_failed(self, alert_ids: Sequence[int], reason: str) -> None:
-        self._update(alert_ids, status="failed", last_error=reason[:2000],
-                     attempts=Alert.attempts + 1, last_attempt_at=self.now)
+        self._update(
+            alert_ids, status="failed", last_error=reason[:2000], attempts=Alert.attempts + 1, last_attempt_at=self.now
+        )
         self.report.failed += len(alert_ids)
 
     def _update(self, alert_ids: Sequence[int], **values: Any) -> None:
@@ -429,20 +420,14 @@ class _Round:
 def load_message(session: Session, alerts: Sequence[Alert], *, settings: Settings) -> Message | None:
     """The message carrying ``alerts`` (one, or a digest), read from the archive."""
     article_ids = [a.article_id for a in alerts]
-    articles = {
-        a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))
-    }
+    articles = {a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))}
     feed_ids = {a.feed_id for a in articles.values() if a.feed_id is not None}
-    feeds = (
-        dict(session.exec(select(Feed.id, Feed.name).where(col(Feed.id).in_(feed_ids))).all())
-        if feed_ids
-        else {}
-    )
+    feeds = dict(session.exec(select(Feed.id, Feed.name).where(col(Feed.id).in_(feed_ids))).all()) if feed_ids else {}
     mentions: dict[int, list[MentionRef]] = {}
     rows = session.exec(
-        select(Mention).where(col(Mention.article_id).in_(article_ids)).order_by(
-            col(Mention.article_id), col(Mention.start)
-        )
+        select(Mention)
+        .where(col(Mention.article_id).in_(article_ids))
+        .order_by(col(Mention.article_id), col(Mention.start))
     )
     for row in rows:
         mentions.setdefault(row.article_id, []).append(
@@ -499,9 +484,7 @@ def send_test(settings: Settings, *, senders: Mapping[str, Sender] | None = None
     results = []
     try:
         for channel in settings.alerts.channels:
-            message = sample_message(
-                message_id=new_message_id(), now=utcnow(), public_url=settings.alerts.public_url
-            )
+            message = sample_message(message_id=new_message_id(), now=utcnow(), public_url=settings.alerts.public_url)
             try:
                 note = active[channel.key].send(message)
             except DeliveryError as exc:

@@ -70,10 +70,7 @@ def _text_item(item: ArticleAlert) -> list[str]:
         lines.append(f"Original: {article.original_url}")
     lines.append("Mentions:")
     for mention in item.mentions:
-        lines.append(
-            f"  - {one_line(mention.entity)} (\"{one_line(mention.text)}\"): "
-            f"{one_line(mention.snippet)}"
-        )
+        lines.append(f'  - {one_line(mention.entity)} ("{one_line(mention.text)}"): {one_line(mention.snippet)}')
     return lines
 
 
@@ -165,7 +162,9 @@ class EmailSender:
         config = self.config
         if config.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                config.smtp_host, config.smtp_port, timeout=config.timeout,
+                config.smtp_host,
+                config.smtp_port,
+                timeout=config.timeout,
                 context=self._tls_context(),
             )
         else:
@@ -198,7 +197,9 @@ class EmailSender:
             raise DeliveryError("transient", f"TLS certificate: {exc.verify_message}") from None
         except (smtplib.SMTPException, OSError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise DeliveryError("transient", f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {reason}") from None
+            raise DeliveryError(
+                "transient", f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {reason}"
+            ) from None
         if refused:
             return "refused by the server: " + ", ".join(sorted(refused))
         return None

@@ -149,9 +149,7 @@ def list_alerts(
 
 def count_by_status(session: Session) -> dict[tuple[str, str], int]:
     """(channel, status) → number of alerts."""
-    query = select(Alert.channel, Alert.status, sa.func.count()).group_by(
-        Alert.channel, Alert.status
-    )
+    query = select(Alert.channel, Alert.status, sa.func.count()).group_by(Alert.channel, Alert.status)
     return {(channel, status): n for channel, status, n in session.exec(query).all()}
 
 

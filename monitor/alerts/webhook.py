@@ -93,9 +93,7 @@ class WebhookSender:
         now = self.clock()
         headers = self.headers(message.message_id, int(now), body)
         try:
-            response = self.client.post(
-                self.config.url, content=body, headers=headers, timeout=self.config.timeout
-            )
+            response = self.client.post(self.config.url, content=body, headers=headers, timeout=self.config.timeout)
         except httpx.TimeoutException:
             raise DeliveryError("transient", f"no answer within {self.config.timeout:g}s") from None
         except httpx.HTTPError as exc:

@@ -52,18 +52,12 @@ class ArchiveCollector(Collector):
 
     def _figures(self, connection: sa.Connection) -> Iterator[Metric]:
         by_kind = dict(
-            connection.execute(
-                sa.select(Article.is_duplicate, sa.func.count()).group_by(Article.is_duplicate)
-            ).all()
+            connection.execute(sa.select(Article.is_duplicate, sa.func.count()).group_by(Article.is_duplicate)).all()
         )
-        stored = GaugeMetricFamily(
-            "monitor_articles_stored", "Articles in the archive, duplicates included"
-        )
+        stored = GaugeMetricFamily("monitor_articles_stored", "Articles in the archive, duplicates included")
         stored.add_metric([], sum(by_kind.values()))
         yield stored
-        duplicates = GaugeMetricFamily(
-            "monitor_articles_duplicates", "Stored articles recognised as duplicates"
-        )
+        duplicates = GaugeMetricFamily("monitor_articles_duplicates", "Stored articles recognised as duplicates")
         duplicates.add_metric([], by_kind.get(True, 0))
         yield duplicates
 
@@ -101,7 +95,7 @@ class ArchiveCollector(Collector):
         label: str,
         always: Iterable[str],
     ) -> Metric:
-        counts = {key: 0 for key in always}
+        counts = dict.fromkeys(always, 0)
         counts.update(connection.execute(sa.select(column, sa.func.count()).group_by(column)).all())
         family = GaugeMetricFamily(name, documentation, labels=[label])
         for key in sorted(counts):
@@ -156,9 +150,7 @@ class RequestMetrics:
             self.metrics.duration.labels(route).observe(time.perf_counter() - started)
 
 
-def registry_for(
-    engine: Engine, *, entities: Iterable[str]
-) -> tuple[CollectorRegistry, HTTPMetrics]:
+def registry_for(engine: Engine, *, entities: Iterable[str]) -> tuple[CollectorRegistry, HTTPMetrics]:
     registry = CollectorRegistry()  # no auto-describe: it would query the database here
     registry.register(ArchiveCollector(engine, entities=entities))
     return registry, HTTPMetrics(registry)

@@ -32,9 +32,7 @@ def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None
     article = session.get(Article, article_id)
     if article is None:
         return None
-    mentions = session.exec(
-        select(Mention).where(Mention.article_id == article_id).order_by(Mention.start)
-    ).all()
+    mentions = session.exec(select(Mention).where(Mention.article_id == article_id).order_by(Mention.start)).all()
     feed = session.get(Feed, article.feed_id) if article.feed_id is not None else None
     seed = session.get(Seed, article.duplicate_of_seed_id) if article.duplicate_of_seed_id else None
     summary = article_summary(
@@ -76,9 +74,7 @@ def stored_entity_names(session: Session, names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(known.get(n.casefold(), n) for n in names))
 
 
-def recent_mentions(
-    session: Session, *, entities: Sequence[str] = (), limit: int = 50
-) -> list[MentionedArticle]:
+def recent_mentions(session: Session, *, entities: Sequence[str] = (), limit: int = 50) -> list[MentionedArticle]:
     """The newest non-duplicate articles mentioning any of ``entities`` (any entity if none)."""
     mentioned = select(Mention.article_id).where(Mention.article_id == Article.id)
     if entities:

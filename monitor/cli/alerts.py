@@ -58,8 +58,9 @@ def alerts(ctx: click.Context, status: str, channel: str | None, limit: int, as_
     if channel:
         channels = [c for c in channels if c["key"] == channel]
     if as_json:
-        click.echo(json.dumps({"channels": channels, "alerts": [v.as_dict() for v in views]},
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps({"channels": channels, "alerts": [v.as_dict() for v in views]}, ensure_ascii=False, indent=2)
+        )
         return
     _print_channels(channels)
     _print_alerts(views)
@@ -75,15 +76,17 @@ def _channels(app: App, db: Any) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         state = states.get(key)
-        rows.append({
-            "key": key,
-            "configured": key in configured,
-            "disabled_at": iso(state.disabled_at) if state else None,
-            "disabled_reason": state.disabled_reason if state else None,
-            "last_sent_at": iso(state.last_sent_at) if state else None,
-            "last_error": state.last_error if state else None,
-            **{s: counts.get((key, s), 0) for s in STATUSES},
-        })
+        rows.append(
+            {
+                "key": key,
+                "configured": key in configured,
+                "disabled_at": iso(state.disabled_at) if state else None,
+                "disabled_reason": state.disabled_reason if state else None,
+                "last_sent_at": iso(state.last_sent_at) if state else None,
+                "last_error": state.last_error if state else None,
+                **{s: counts.get((key, s), 0) for s in STATUSES},
+            }
+        )
     return rows
 
 

@@ -70,9 +70,7 @@ def _files(paths: tuple[str, ...]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in (".txt", ".html", ".htm")
-            )
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".txt", ".html", ".htm"))
             files.extend(found)
         else:
             files.append(path)
@@ -141,9 +139,7 @@ def _print_analysis(result: dict[str, Any]) -> None:
     click.secho(result["path"], bold=True)
     click.echo(f"  title:      {result['title'] or '-'}")
     if result["duplicate_of"]:
-        click.echo(
-            f"  duplicate:  of {result['duplicate_of']} (similarity {result['similarity']:.2f})"
-        )
+        click.echo(f"  duplicate:  of {result['duplicate_of']} (similarity {result['similarity']:.2f})")
     else:
         click.echo("  duplicate:  no, the text is new")
     entities = sorted({m["entity"] for m in result["mentions"]})

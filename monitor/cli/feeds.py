@@ -108,7 +108,9 @@ def _summary(report: CycleReport) -> str:
     ]
     if report.errors:
         lines.append("failed feeds:")
-        lines.extend(f"  {e['feed']}: {e['kind']}: {e['message']}" for e in sorted(report.errors, key=lambda e: e["feed"]))
+        lines.extend(
+            f"  {e['feed']}: {e['kind']}: {e['message']}" for e in sorted(report.errors, key=lambda e: e["feed"])
+        )
     return "\n".join(lines)
 
 
@@ -140,7 +142,9 @@ def feed_health(engine: sa.Engine, settings: Settings, *, include_inactive: bool
     with session(engine) as db:
         rows = db.exec(select(Feed).order_by(Feed.name)).all()
         counts = dict(
-            db.exec(select(Article.feed_id, func.count()).where(Article.feed_id.is_not(None)).group_by(Article.feed_id)).all()
+            db.exec(
+                select(Article.feed_id, func.count()).where(Article.feed_id.is_not(None)).group_by(Article.feed_id)
+            ).all()
         )
     known = {r.name for r in rows} | {r.url for r in rows}
     feeds = [_feed_json(r, counts.get(r.id, 0)) for r in rows if r.active or include_inactive]
@@ -206,7 +210,9 @@ def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
         return
     now = utcnow()
     width = min(max(len(f["name"]) for f in health), 40)
-    click.echo(f"{'FEED':<{width}}  {'STATUS':<8} {'LAST SUCCESS':<13} {'ERRORS':>6}  {'NEXT POLL':<10} {'ARTICLES':>8}")
+    click.echo(
+        f"{'FEED':<{width}}  {'STATUS':<8} {'LAST SUCCESS':<13} {'ERRORS':>6}  {'NEXT POLL':<10} {'ARTICLES':>8}"
+    )
     for f in health:
         status = f["status"] if f["active"] else "inactive"
         next_poll = _ago(f.get("next_poll_at"), now) if f.get("next_poll_at") else "-"

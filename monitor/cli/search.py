@@ -26,12 +26,8 @@ from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, parse_time, 
     metavar="NAME",
     help="Only articles mentioning this tracked entity; repeat to require several.",
 )
-@click.option(
-    "--since", metavar="TIME", help="From this time: 2022-01-06, an ISO time, or 7d / 12h ago."
-)
-@click.option(
-    "--until", metavar="TIME", help="Up to this time (a bare date includes that whole day)."
-)
+@click.option("--since", metavar="TIME", help="From this time: 2022-01-06, an ISO time, or 7d / 12h ago.")
+@click.option("--until", metavar="TIME", help="Up to this time (a bare date includes that whole day).")
 @click.option("--feed", metavar="NAME", help="Only articles from the feed with this name.")
 @click.option(
     "--include-duplicates",

@@ -51,9 +51,7 @@ def _sigterm_is_a_normal_stop() -> Iterator[None]:
 
 
 @command(main, "serve")
-@click.option(
-    "--host", metavar="HOST", help="Address to listen on (default: serve.host, 127.0.0.1)."
-)
+@click.option("--host", metavar="HOST", help="Address to listen on (default: serve.host, 127.0.0.1).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

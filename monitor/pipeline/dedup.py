@@ -108,24 +108,7 @@ _SIGN64 = 1 << 63
 # Very common words of a few European languages. With words of one or two letters,
 # they make the "common" shingles that are neither indexed nor counted as evidence.
 _COMMON_WORDS = frozenset(
-    """
-    a an the and or but nor so yet if then than that this these those there here
-    of in on at to for from by with without about into onto over under after before
-    between through during against among since until upon within along across
-    is are was were be been being am has have had having do does did done will would
-    shall should can could may might must not no yes also just only very more most
-    much many some any all each every both either neither other another such same
-    own which who whom whose what when where why how it its he him his she her hers
-    they them their theirs we us our ours you your yours i me my mine one two three
-    said says say told according while as because although though however still
-    even out up down off again further once new last first next
-    der die das und oder ein eine einer eines einem einen ist sind war waren wird
-    werden nicht mit von zu den dem des auf für auch als bei nach aus sich wie
-    le la les un une des du et ou est sont dans pour par sur avec pas qui que ce
-    el los las uno una y o es son en por para con no que del al lo se
-    il lo gli di da con per non che è sono
-    и в во не на с со что как а но к ко по из за от до о об же бы это
-    """.split()
+    ["a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "that", "this", "these", "those", "there", "here", "of", "in", "on", "at", "to", "for", "from", "by", "with", "without", "about", "into", "onto", "over", "under", "after", "before", "between", "through", "during", "against", "among", "since", "until", "upon", "within", "along", "across", "is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had", "having", "do", "does", "did", "done", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "not", "no", "yes", "also", "just", "only", "very", "more", "most", "much", "many", "some", "any", "all", "each", "every", "both", "either", "neither", "other", "another", "such", "same", "own", "which", "who", "whom", "whose", "what", "when", "where", "why", "how", "it", "its", "he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs", "we", "us", "our", "ours", "you", "your", "yours", "i", "me", "my", "mine", "one", "two", "three", "said", "says", "say", "told", "according", "while", "as", "because", "although", "though", "however", "still", "even", "out", "up", "down", "off", "again", "further", "once", "new", "last", "first", "next", "der", "die", "das", "und", "oder", "ein", "eine", "einer", "eines", "einem", "einen", "ist", "sind", "war", "waren", "wird", "werden", "nicht", "mit", "von", "zu", "den", "dem", "des", "auf", "für", "auch", "als", "bei", "nach", "aus", "sich", "wie", "le", "la", "les", "un", "une", "des", "du", "et", "ou", "est", "sont", "dans", "pour", "par", "sur", "avec", "pas", "qui", "que", "ce", "el", "los", "las", "uno", "una", "y", "o", "es", "son", "en", "por", "para", "con", "no", "que", "del", "al", "lo", "se", "il", "lo", "gli", "di", "da", "con", "per", "non", "che", "è", "sono", "и", "в", "во", "не", "на", "с", "со", "что", "как", "а", "но", "к", "ко", "по", "из", "за", "от", "до", "о", "об", "же", "бы", "это"]
 )
 
 
@@ -207,9 +190,7 @@ class Shingled:
         is_common = [len(w) <= 2 or w in _COMMON_WORDS for w in words]
         grams = zip(words, words[1:], words[2:], strict=False)
         hashes = [xxhash.xxh3_64_intdigest(f"{a} {b} {c}".encode()) for a, b, c in grams]
-        common = [
-            a and b and c for a, b, c in zip(is_common, is_common[1:], is_common[2:], strict=False)
-        ]
+        common = [a and b and c for a, b, c in zip(is_common, is_common[1:], is_common[2:], strict=False)]
         return cls(words=len(words), hashes=hashes, common=common, digest=digest)
 
     def head(self, shingles: int) -> Shingled:
@@ -314,12 +295,8 @@ def _align(new: Shingled, known: Shingled, settings: DedupSettings) -> Similarit
     return _judge(known_coverage, new_coverage, known_span, settings)
 
 
-def _judge(
-    known_coverage: float, new_coverage: float, known_span: float, settings: DedupSettings
-) -> Similarity:
-    is_copy = (
-        known_coverage >= settings.known_coverage and new_coverage >= settings.copy_new_coverage
-    )
+def _judge(known_coverage: float, new_coverage: float, known_span: float, settings: DedupSettings) -> Similarity:
+    is_copy = known_coverage >= settings.known_coverage and new_coverage >= settings.copy_new_coverage
     is_excerpt = new_coverage >= settings.new_coverage and known_span >= settings.excerpt_span
     # Each rule's leading coverage, damped when its second condition falls short, so
     # the score reads as "how much of a duplicate" on one 0..1 scale.
@@ -353,11 +330,9 @@ _CANDIDATES = (
     sa.select(Fingerprint.seed_id, Fingerprint.article_id, _HITS)
     .where(Fingerprint.hash.in_(sa.bindparam("hashes", expanding=True)))
     .group_by(Fingerprint.seed_id, Fingerprint.article_id)
-    .having(_HITS >= sa.bindparam("min_hits"))
+    .having(sa.bindparam("min_hits") <= _HITS)
     # Ties go to seeds, then to the oldest article: the original rather than a copy.
-    .order_by(
-        _HITS.desc(), Fingerprint.seed_id.is_(None), Fingerprint.seed_id, Fingerprint.article_id
-    )
+    .order_by(_HITS.desc(), Fingerprint.seed_id.is_(None), Fingerprint.seed_id, Fingerprint.article_id)
     .limit(sa.bindparam("limit"))
 )
 _SATURATED = (
@@ -366,16 +341,10 @@ _SATURATED = (
     .group_by(Fingerprint.hash)
     .having(sa.func.count() >= sa.bindparam("max_postings"))
 )
-_SEED_TEXTS = sa.select(Seed.id, Seed.name, Seed.text).where(
-    Seed.id.in_(sa.bindparam("ids", expanding=True))
-)
-_ARTICLE_TEXTS = sa.select(Article.id, Article.text).where(
-    Article.id.in_(sa.bindparam("ids", expanding=True))
-)
+_SEED_TEXTS = sa.select(Seed.id, Seed.name, Seed.text).where(Seed.id.in_(sa.bindparam("ids", expanding=True)))
+_ARTICLE_TEXTS = sa.select(Article.id, Article.text).where(Article.id.in_(sa.bindparam("ids", expanding=True)))
 _EXACT = sa.union_all(
-    sa.select(sa.literal(0).label("rank"), Seed.id, Seed.name).where(
-        Seed.content_hash == sa.bindparam("digest")
-    ),
+    sa.select(sa.literal(0).label("rank"), Seed.id, Seed.name).where(Seed.content_hash == sa.bindparam("digest")),
     sa.select(sa.literal(1).label("rank"), Article.id, sa.null()).where(
         Article.content_hash == sa.bindparam("digest"), Article.is_duplicate.is_(False)
     ),
@@ -442,10 +411,7 @@ class DedupIndex:
                 "limit": self.settings.max_candidates,
             },
         ).all()
-        keys = [
-            ("seed", r.seed_id) if r.seed_id is not None else ("article", r.article_id)
-            for r in ranked
-        ]
+        keys = [("seed", r.seed_id) if r.seed_id is not None else ("article", r.article_id) for r in ranked]
         found: dict[tuple[str, int], tuple[Known, Shingled]] = {}
         for kind, statement in (("seed", _SEED_TEXTS), ("article", _ARTICLE_TEXTS)):
             ids = [id_ for k, id_ in keys if k == kind]
@@ -492,23 +458,15 @@ class DedupIndex:
         hashes = shingled.head(MAX_INDEX_SHINGLES).fingerprints()
         for start in range(0, len(hashes), _BATCH):
             batch = hashes[start : start + _BATCH]
-            found = session.execute(
-                _SATURATED, {"hashes": batch, "max_postings": self.settings.max_postings}
-            )
+            found = session.execute(_SATURATED, {"hashes": batch, "max_postings": self.settings.max_postings})
             saturated = set(found.scalars())
-            rows = [
-                {"hash": h, "seed_id": seed_id, "article_id": article_id}
-                for h in batch
-                if h not in saturated
-            ]
+            rows = [{"hash": h, "seed_id": seed_id, "article_id": article_id} for h in batch if h not in saturated]
             if rows:
                 session.execute(sa.insert(Fingerprint), rows)
             added += len(rows)
         return added
 
-    def remove(
-        self, session: Session, *, seed_id: int | None = None, article_id: int | None = None
-    ) -> int:
+    def remove(self, session: Session, *, seed_id: int | None = None, article_id: int | None = None) -> int:
         """Drop the fingerprints of a seed or an article; returns how many. The caller commits."""
         _one_owner(seed_id, article_id)
         if seed_id is not None:

@@ -92,9 +92,7 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def extract_html(
-    html: str | bytes, *, url: str | None = None, metadata: bool = False
-) -> Extracted | None:
+def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = False) -> Extracted | None:
     """The page's main text (None when it has none) and what metadata was asked for."""
     tree = load_html(html)
     if tree is None:

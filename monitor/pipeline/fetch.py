@@ -175,9 +175,7 @@ class _CheckingBackend(httpcore.AsyncNetworkBackend):
         last_error: Exception | None = None
         for address in addresses:
             try:
-                stream = await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
+                stream = await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
                 return _Stream(stream)
             except httpcore.ConnectError as exc:  # try the next address of the name
                 last_error = exc
@@ -332,9 +330,7 @@ class _ZlibStage:
             try:
                 piece = self._object.decompress(data, _DECODE_PIECE)
             except zlib.error as exc:
-                raise FetchError(
-                    FailureKind.PARSE_ERROR, f"corrupt compressed body: {exc}"
-                ) from None
+                raise FetchError(FailureKind.PARSE_ERROR, f"corrupt compressed body: {exc}") from None
             if piece:
                 yield piece
             data = self._object.unconsumed_tail
@@ -526,9 +522,7 @@ class Fetcher:
         except _Refused as exc:
             raise FetchError(exc.kind, str(exc)) from None
         except (TimeoutError, httpx.TimeoutException):
-            raise FetchError(
-                FailureKind.TIMEOUT, f"timed out after {self._poll.timeout:g}s"
-            ) from None
+            raise FetchError(FailureKind.TIMEOUT, f"timed out after {self._poll.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise _classify(exc, url) from None
 
@@ -632,9 +626,7 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
     try:
         target = current.join(location.strip())
     except (httpx.InvalidURL, ValueError) as exc:
-        raise FetchError(
-            FailureKind.INVALID_URL, f"invalid redirect to {location[:200]!r}: {exc}"
-        ) from None
+        raise FetchError(FailureKind.INVALID_URL, f"invalid redirect to {location[:200]!r}: {exc}") from None
     return _checked_url(target)
 
 
@@ -653,8 +645,11 @@ def _classify(exc: httpx.HTTPError, url: httpx.URL) -> FetchError:
     detail = str(exc) or type(exc).__name__
     if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain) or "SSL" in detail:
         reason = next(
-            (getattr(e, "reason", None) or getattr(e, "verify_message", None) for e in chain
-             if isinstance(e, ssl.SSLError)),
+            (
+                getattr(e, "reason", None) or getattr(e, "verify_message", None)
+                for e in chain
+                if isinstance(e, ssl.SSLError)
+            ),
             None,
         )
         return FetchError(FailureKind.TLS, f"TLS error with {url.host}: {reason or detail}")

@@ -135,9 +135,7 @@ def _fold_tables() -> tuple[dict[int, str], re.Pattern[str]]:
             table[cp] = folded
             if folded == " ":
                 spaces.append(cp)
-    pattern = re.compile(
-        f"(?P<run>[{_char_class(spaces)}]{{2,}})|[^{_char_class(sorted(table))}]", re.DOTALL
-    )
+    pattern = re.compile(f"(?P<run>[{_char_class(spaces)}]{{2,}})|[^{_char_class(sorted(table))}]", re.DOTALL)
     return table, pattern
 
 
@@ -219,14 +217,12 @@ def _is_word_char(ch: str) -> bool:
 # Kazakh case suffixes (genitive, dative, accusative, locative, ablative,
 # instrumental) in both vowel-harmony series, by the sound they follow; after a vowel
 # also the forms that follow a possessive ending (ұйымы-на, ұйымы-нда).
-_KAZAKH_AFTER_VOWEL = "ның нің ға ге на не ны ні да де нда нде дан ден нан нен мен".split()
-_KAZAKH_AFTER_CONSONANT = (
-    "тың тің дың дің қа ке ға ге ты ті ды ді та те да де тан тен дан ден пен бен мен".split()
-)
+_KAZAKH_AFTER_VOWEL = ["ның", "нің", "ға", "ге", "на", "не", "ны", "ні", "да", "де", "нда", "нде", "дан", "ден", "нан", "нен", "мен"]
+_KAZAKH_AFTER_CONSONANT = ["тың", "тің", "дың", "дің", "қа", "ке", "ға", "ге", "ты", "ті", "ды", "ді", "та", "те", "да", "де", "тан", "тен", "дан", "ден", "пен", "бен", "мен"]
 # Russian singular case endings of a masculine noun or surname in a consonant
 # (Назарбаев-а/-у/-ым/-е, Казахстан-ом) and of a noun in -а (Алма-Ат-ы/-е/-у/-ой).
-_RUSSIAN_MASCULINE = "а у ом ым е".split()
-_RUSSIAN_A_STEM = "ы е у ой ою".split()
+_RUSSIAN_MASCULINE = ["а", "у", "ом", "ым", "е"]
+_RUSSIAN_A_STEM = ["ы", "е", "у", "ой", "ою"]
 _VOWELS = frozenset("аәеёиоөуұүыіэюя")
 _MIN_INFLECTED = 4
 
@@ -275,8 +271,7 @@ def _ending_sets() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     after_a = [*_RUSSIAN_A_STEM, "а", *("а" + s for s in _KAZAKH_AFTER_VOWEL)]
     after_consonant = [*_RUSSIAN_MASCULINE, *_KAZAKH_AFTER_CONSONANT]
     return tuple(  # type: ignore[return-value]
-        frozenset(map(fold, endings))
-        for endings in (after_a, _KAZAKH_AFTER_VOWEL, after_consonant)
+        frozenset(map(fold, endings)) for endings in (after_a, _KAZAKH_AFTER_VOWEL, after_consonant)
     )
 
 
@@ -358,10 +353,7 @@ def _in_non_prose(text: str, start: int, end: int) -> bool:
         high += 1
     if high - low == end - start:
         return False
-    return any(
-        m.start() < end and start < m.end()
-        for m in _NON_PROSE.finditer(text, low, high)
-    )
+    return any(m.start() < end and start < m.end() for m in _NON_PROSE.finditer(text, low, high))
 
 
 # ----------------------------------------------------------------------------- matcher
@@ -388,9 +380,7 @@ class EntityMatcher:
                 automaton.add_word(key, (len(key), ordered))
             automaton.make_automaton()
             self._automaton = automaton
-        self._max_ending = max(
-            (len(e) for fs in forms.values() for f in fs for e in f.endings), default=0
-        )
+        self._max_ending = max((len(e) for fs in forms.values() for f in fs for e in f.endings), default=0)
 
     @property
     def entity_names(self) -> list[str]:
@@ -411,14 +401,9 @@ class EntityMatcher:
                 if not _in_non_prose(text, start, stop):
                     candidates.append((start, stop, form.order, form.entity))
         chosen = _longest_first(candidates)
-        return [
-            Match(e, text[s:t], s, t, snippet(text, s, t, context=self._context))
-            for s, t, e in chosen
-        ]
+        return [Match(e, text[s:t], s, t, snippet(text, s, t, context=self._context)) for s, t, e in chosen]
 
-    def _accept(
-        self, folded: str, start: int, end: int, forms: tuple[_Form, ...]
-    ) -> tuple[int, _Form] | None:
+    def _accept(self, folded: str, start: int, end: int, forms: tuple[_Form, ...]) -> tuple[int, _Form] | None:
         """The folded end of the hit (with its ending) and its form, or None."""
         before_is_word = start > 0 and _is_word_char(folded[start - 1])
         word_end = end
@@ -456,9 +441,7 @@ def _longest_first(candidates: list[tuple[int, int, int, str]]) -> list[tuple[in
     starts: list[int] = []
     ends: list[int] = []
     chosen: list[tuple[int, int, str]] = []
-    for start, end, _order, entity in sorted(
-        set(candidates), key=lambda c: (c[0] - c[1], c[0], c[2])
-    ):
+    for start, end, _order, entity in sorted(set(candidates), key=lambda c: (c[0] - c[1], c[0], c[2])):
         at = bisect.bisect_right(starts, start)
         if (at > 0 and ends[at - 1] > start) or (at < len(starts) and starts[at] < end):
             continue

@@ -32,9 +32,7 @@ from monitor.errors import FetchError
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 # Root elements of RSS (0.9x, 1.0 as rdf:RDF, 2.0), Atom and CDF documents.
 _FEED_ROOTS = re.compile(r"^(?:rss|feed|rdf|channel)$")
-_PROLOG_RE = re.compile(
-    rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!doctype[^>\[]*(?:\[.*?\])?\s*>)", re.S | re.I
-)
+_PROLOG_RE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!doctype[^>\[]*(?:\[.*?\])?\s*>)", re.S | re.I)
 _ELEMENT_RE = re.compile(rb"\s*<(?:[\w.-]+:)?([\w.-]+)")
 _XML_ENCODING_RE = re.compile(rb"\s*<\?xml[^>]*\sencoding\s*=", re.IGNORECASE)
 _BLOCK_TAGS = {
@@ -352,9 +350,7 @@ def _parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
 
 
 def _json_entry(item: dict[str, Any], base: str) -> Entry:
-    url = _absolute(_string(item.get("url")), base) or _absolute(
-        _string(item.get("external_url")), base
-    )
+    url = _absolute(_string(item.get("url")), base) or _absolute(_string(item.get("external_url")), base)
     title = _clean_text(_string(item.get("title")))
     summary = _clean_text(_string(item.get("summary")))
     html_content = _html_to_text(_string(item.get("content_html")))

@@ -534,9 +534,9 @@ class Refresher:
 
 
 __all__ = [
+    "INTERNAL",
     "CPUPool",
     "FeedSnapshot",
-    "INTERNAL",
     "RefreshOutcome",
     "Refresher",
     "body_hash",

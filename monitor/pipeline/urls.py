@@ -24,12 +24,7 @@ _TRACKING_PREFIXES = (
     "__hs", "_hs",
 )  # fmt: skip
 _TRACKING_NAMES = frozenset(
-    """
-    fbclid gclid gclsrc dclid gbraid wbraid msclkid yclid ysclid twclid ttclid li_fat_id
-    igshid igsh mc_cid mc_eid mkt_tok _ga _gl _branch_match_id ck_subscriber_id
-    xtor at_campaign at_medium ref_src ref_url smid cmp ocid s_cid cmpid wt.mc_id
-    sr_share __twitter_impression rss_source spm
-    """.split()
+    ["fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "ysclid", "twclid", "ttclid", "li_fat_id", "igshid", "igsh", "mc_cid", "mc_eid", "mkt_tok", "_ga", "_gl", "_branch_match_id", "ck_subscriber_id", "xtor", "at_campaign", "at_medium", "ref_src", "ref_url", "smid", "cmp", "ocid", "s_cid", "cmpid", "wt.mc_id", "sr_share", "__twitter_impression", "rss_source", "spm"]
 )
 _ESCAPE_RE = re.compile(r"%[0-9a-fA-F]{2}")
 # Characters left as they are in paths and queries; everything else is percent-encoded

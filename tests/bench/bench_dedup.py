@@ -43,7 +43,7 @@ from monitor.seeds import load_seeds
 from monitor.text import content_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import SEEDS_DIR, SHARED_CORPUS  # noqa: E402
+from conftest import SEEDS_DIR, SHARED_CORPUS
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 WORDS_PER_TEXT = 300
@@ -52,15 +52,7 @@ PROBES = 200  # archived texts stored with their real text, to find duplicates o
 CHUNK = 5_000
 
 # The most frequent English words, most frequent first: the head of the Zipf curve.
-FUNCTION_WORDS = """the of and to a in that is was he for it with as his on be at by i this
-had not are but from or have an they which one you were her all she there would their we
-him been has when who will more no if out so said what up its about into than them can
-only other new some could time these two may then do first any my now such like our over
-man me even most made after also did many before must through back years where much your
-way well down should because each just those people how too little state good very make
-world still own see men work long get here between both life being under never day same
-another know while last might us great old year off come since against go came right used
-take three""".split()
+FUNCTION_WORDS = ["the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with", "as", "his", "on", "be", "at", "by", "i", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they", "which", "one", "you", "were", "her", "all", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who", "will", "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being", "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came", "right", "used", "take", "three"]
 
 
 def word_pool(rng: random.Random, size: int = 1_000_000) -> list[str]:
@@ -307,7 +299,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lookups", type=int, default=100, help="lookups of each kind per size")
     parser.add_argument("--rounds", type=int, default=5, help="measuring rounds, alternating sizes")
     parser.add_argument(
-        "--postgres", nargs="?", const=DEFAULT_PG, default=None, metavar="SERVER_URL",
+        "--postgres",
+        nargs="?",
+        const=DEFAULT_PG,
+        default=None,
+        metavar="SERVER_URL",
         help=f"also run on PostgreSQL (temporary databases on SERVER_URL, default {DEFAULT_PG})",
     )
     args = parser.parse_args(argv)

@@ -40,9 +40,7 @@ def generated_entities(count: int) -> list[EntityConfig]:
         syllables = rng.randint(2, 4)
         return "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(syllables))
 
-    aliases = [
-        " ".join(word().title() for _ in range(rng.randint(1, 3))) for _ in range(count)
-    ]
+    aliases = [" ".join(word().title() for _ in range(rng.randint(1, 3))) for _ in range(count)]
     return [EntityConfig(name=aliases[i], aliases=aliases[i : i + 5]) for i in range(0, count, 5)]
 
 

@@ -125,9 +125,16 @@ def prefill_archive(engine: sa.Engine) -> None:
     """The known feeds' entries, as if an earlier poll had stored them."""
     now = utcnow()
     rows = [
-        {"url": known_url(n, k), "text": "archived", "content_hash": "0" * 64, "fetched_at": now,
-         "source": "feed", "is_duplicate": False}
-        for n in range(FEEDS) for k in range(ENTRIES)
+        {
+            "url": known_url(n, k),
+            "text": "archived",
+            "content_hash": "0" * 64,
+            "fetched_at": now,
+            "source": "feed",
+            "is_duplicate": False,
+        }
+        for n in range(FEEDS)
+        for k in range(ENTRIES)
     ]
     with engine.begin() as connection:
         connection.execute(sa.insert(Article), rows)
@@ -192,10 +199,15 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
         floor = max(network_floor, fp_cpu / (os.cpu_count() or 1))
         sequential = sequential_loop(base, sample=50)
         results["steady"] = {
-            "wall_s": round(wall, 2), "floor_s": round(floor, 2), "vs_floor": round(wall / floor, 2),
-            "network_floor_s": round(network_floor, 2), "feedparser_cpu_s": round(fp_cpu, 2),
-            "sequential_loop_s": round(sequential, 1), "speedup_vs_sequential": round(sequential / wall, 1),
-            "cpu_worker_s": round(cpu, 2), "cpu_pool_s": round(children, 2),
+            "wall_s": round(wall, 2),
+            "floor_s": round(floor, 2),
+            "vs_floor": round(wall / floor, 2),
+            "network_floor_s": round(network_floor, 2),
+            "feedparser_cpu_s": round(fp_cpu, 2),
+            "sequential_loop_s": round(sequential, 1),
+            "speedup_vs_sequential": round(sequential / wall, 1),
+            "cpu_worker_s": round(cpu, 2),
+            "cpu_pool_s": round(children, 2),
         }
 
         # 2. Conditional: every feed answers 304 to the ETag stored in cycle 1.
@@ -203,7 +215,8 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
         report, wall_c, cpu_c, children_c = await timed_cycle(worker)
         assert report.not_modified == FEEDS, report.as_dict()
         results["conditional"] = {
-            "wall_s": round(wall_c, 2), "cpu_s": round(cpu_c + children_c, 2),
+            "wall_s": round(wall_c, 2),
+            "cpu_s": round(cpu_c + children_c, 2),
             "cpu_vs_steady": round((cpu_c + children_c) / (cpu + children), 3),
         }
 
@@ -222,27 +235,42 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
             control(base, first_page=cycle * pages)
             report, wall_n, cpu_n, children_n = await timed_cycle(worker)
             stored += report.stored
-            memory.append({
-                "cycle": cycle + 1, "stored_total": stored,
-                "worker_rss_mb": round(proc_status_kb("self", "VmRSS") / 1024, 1),
-                "pool_rss_mb": round(max((proc_status_kb(p, "VmRSS") for p in pool_pids(worker)), default=0) / 1024, 1),
-            })
-            print(f"  new-article cycle {cycle + 1}: {report.stored} stored "
-                  f"({report.duplicates} duplicates) in {wall_n:.1f}s, CPU worker {cpu_n:.1f}s "
-                  f"+ pool {children_n:.1f}s", flush=True)
+            memory.append(
+                {
+                    "cycle": cycle + 1,
+                    "stored_total": stored,
+                    "worker_rss_mb": round(proc_status_kb("self", "VmRSS") / 1024, 1),
+                    "pool_rss_mb": round(
+                        max((proc_status_kb(p, "VmRSS") for p in pool_pids(worker)), default=0) / 1024, 1
+                    ),
+                }
+            )
+            print(
+                f"  new-article cycle {cycle + 1}: {report.stored} stored "
+                f"({report.duplicates} duplicates) in {wall_n:.1f}s, CPU worker {cpu_n:.1f}s "
+                f"+ pool {children_n:.1f}s",
+                flush=True,
+            )
             if cycle == 0:
                 first, first_wall = report, wall_n
                 alone_after = trafilatura_alone(pages, 0)
         peaks = {
             "worker_peak_rss_mb": round(proc_status_kb("self", "VmHWM") / 1024, 1),
-            "pool_peak_rss_mb": round(max((proc_status_kb(p, "VmHWM") for p in pool_pids(worker)), default=0) / 1024, 1),
+            "pool_peak_rss_mb": round(
+                max((proc_status_kb(p, "VmHWM") for p in pool_pids(worker)), default=0) / 1024, 1
+            ),
         }
         alone = (alone_before + alone_after) / 2
         results["new_articles"] = {
-            "pages": pages, "wall_s": round(first_wall, 1), "trafilatura_extract_alone_s": round(alone, 1),
+            "pages": pages,
+            "wall_s": round(first_wall, 1),
+            "trafilatura_extract_alone_s": round(alone, 1),
             "trafilatura_before_after_s": [round(alone_before, 1), round(alone_after, 1)],
-            "ratio": round(first_wall / alone, 2), "stored": first.stored, "duplicates": first.duplicates,
-            "from_feed_content": first.from_feed_content, "skipped": first.skipped,
+            "ratio": round(first_wall / alone, 2),
+            "stored": first.stored,
+            "duplicates": first.duplicates,
+            "from_feed_content": first.from_feed_content,
+            "skipped": first.skipped,
         }
         results["memory"] = {"cycles": memory, **peaks}
     return results
@@ -251,22 +279,32 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
 def print_results(r: dict[str, Any]) -> None:
     s, c = r["steady"], r["conditional"]
     print(f"\ncores {r['cores']}, concurrency {r['concurrency']}")
-    print(f"1. steady cycle, {FEEDS} feeds x {ENTRIES} known entries: {s['wall_s']} s "
-          f"= {s['vs_floor']}x the floor of {s['floor_s']} s (network {s['network_floor_s']} s, "
-          f"feedparser CPU {s['feedparser_cpu_s']} s / cores); sequential loop {s['sequential_loop_s']} s "
-          f"({s['speedup_vs_sequential']}x slower); CPU worker {s['cpu_worker_s']} s + pool {s['cpu_pool_s']} s")
-    print(f"2. conditional cycle (all 304): {c['wall_s']} s wall, CPU {c['cpu_s']} s = {c['cpu_vs_steady']:.1%} of steady")
+    print(
+        f"1. steady cycle, {FEEDS} feeds x {ENTRIES} known entries: {s['wall_s']} s "
+        f"= {s['vs_floor']}x the floor of {s['floor_s']} s (network {s['network_floor_s']} s, "
+        f"feedparser CPU {s['feedparser_cpu_s']} s / cores); sequential loop {s['sequential_loop_s']} s "
+        f"({s['speedup_vs_sequential']}x slower); CPU worker {s['cpu_worker_s']} s + pool {s['cpu_pool_s']} s"
+    )
+    print(
+        f"2. conditional cycle (all 304): {c['wall_s']} s wall, CPU {c['cpu_s']} s = {c['cpu_vs_steady']:.1%} of steady"
+    )
     if "new_articles" not in r:
         print(json.dumps(r))
         return
     n, m = r["new_articles"], r["memory"]
     before, after = n["trafilatura_before_after_s"]
-    print(f"3. new articles: {n['pages']} pages in {n['wall_s']} s vs trafilatura.extract alone "
-          f"{n['trafilatura_extract_alone_s']} s (before {before} s, after {after} s) = {n['ratio']}x ({n['stored']} stored, {n['duplicates']} duplicates, "
-          f"{n['from_feed_content']} from feed content, {n['skipped']} skipped)")
-    print("4. memory after each cycle: " + ", ".join(
-        f"{x['stored_total']} stored: worker {x['worker_rss_mb']} MB, pool process {x['pool_rss_mb']} MB"
-        for x in m["cycles"]))
+    print(
+        f"3. new articles: {n['pages']} pages in {n['wall_s']} s vs trafilatura.extract alone "
+        f"{n['trafilatura_extract_alone_s']} s (before {before} s, after {after} s) = {n['ratio']}x ({n['stored']} stored, {n['duplicates']} duplicates, "
+        f"{n['from_feed_content']} from feed content, {n['skipped']} skipped)"
+    )
+    print(
+        "4. memory after each cycle: "
+        + ", ".join(
+            f"{x['stored_total']} stored: worker {x['worker_rss_mb']} MB, pool process {x['pool_rss_mb']} MB"
+            for x in m["cycles"]
+        )
+    )
     print(f"   peak RSS: worker {m['worker_peak_rss_mb']} MB, pool process {m['pool_peak_rss_mb']} MB")
     print(json.dumps(r))
 
@@ -290,13 +328,19 @@ def main() -> None:
     server = start_server(port)
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        settings = Settings.model_validate({
-            "database_url": database_url,
-            "seeds_dir": str(ROOT / "seeds"),
-            "poll": {"allow_private_networks": True, "concurrency": args.concurrency,
-                     "per_host": min(args.concurrency, 100), "timeout": "60s"},
-            "feeds": [{"name": f"Feed {n}", "url": f"{base}/feed/{n}"} for n in range(FEEDS)],
-        })
+        settings = Settings.model_validate(
+            {
+                "database_url": database_url,
+                "seeds_dir": str(ROOT / "seeds"),
+                "poll": {
+                    "allow_private_networks": True,
+                    "concurrency": args.concurrency,
+                    "per_host": min(args.concurrency, 100),
+                    "timeout": "60s",
+                },
+                "feeds": [{"name": f"Feed {n}", "url": f"{base}/feed/{n}"} for n in range(FEEDS)],
+            }
+        )
         engine = make_engine(settings.database_url)
         upgrade_schema(engine)
         with session(engine) as db:

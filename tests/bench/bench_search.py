@@ -97,9 +97,7 @@ def _time(engine: sa.Engine, filters: SearchFilters, repeat: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20000)
-    parser.add_argument(
-        "--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
     import tempfile
@@ -112,9 +110,7 @@ def main() -> None:
         try:
             with admin.connect() as connection:
                 connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            targets["PostgreSQL"] = (
-                sa.engine.make_url(args.postgres).set(database=name).render_as_string(False)
-            )
+            targets["PostgreSQL"] = sa.engine.make_url(args.postgres).set(database=name).render_as_string(False)
         except sa.exc.OperationalError:
             print("PostgreSQL unreachable: SQLite only")
         try:

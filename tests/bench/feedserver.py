@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from feedsite import Item, rss20  # noqa: E402
+from feedsite import Item, rss20
 
 ENTRIES = 20
 FEEDS = 1000
@@ -32,7 +32,11 @@ def known_url(n: int, k: int) -> str:
 
 def known_feed(n: int, cycle: int) -> bytes:
     items = [
-        Item(f"Story {k} of feed {n}", known_url(n, k), summary=f"Summary of story {k} from feed {n}, a sentence or two long.")
+        Item(
+            f"Story {k} of feed {n}",
+            known_url(n, k),
+            summary=f"Summary of story {k} from feed {n}, a sentence or two long.",
+        )
         for k in range(ENTRIES)
     ]
     return rss20(items, title=f"Feed {n}", build=f"cycle {cycle}").encode()

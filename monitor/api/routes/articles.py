@@ -33,15 +33,9 @@ def list_articles(
         list[str] | None,
         Query(description="Articles mentioning this entity (repeatable: all of them)"),
     ] = None,
-    since: Annotated[
-        str | None, Query(description="From this time: 2022-01-06, an ISO time, or 7d / 12h ago")
-    ] = None,
-    until: Annotated[
-        str | None, Query(description="Up to this time (a date includes the day)")
-    ] = None,
-    feed: Annotated[
-        str | None, Query(description="Only articles of the feed with this name")
-    ] = None,
+    since: Annotated[str | None, Query(description="From this time: 2022-01-06, an ISO time, or 7d / 12h ago")] = None,
+    until: Annotated[str | None, Query(description="Up to this time (a date includes the day)")] = None,
+    feed: Annotated[str | None, Query(description="Only articles of the feed with this name")] = None,
     include_duplicates: Annotated[bool, Query(description="Include recognised duplicates")] = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,

@@ -13,12 +13,8 @@ from monitor.api.errors import PROBLEMS
 from monitor.api.queries import list_feeds, recent_mentions, stored_entity_names
 from monitor.api.schemas import FeedOut
 
-api_router = APIRouter(
-    prefix="/api/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS
-)
-atom_router = APIRouter(
-    prefix="/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS
-)
+api_router = APIRouter(prefix="/api/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)
+atom_router = APIRouter(prefix="/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)
 
 
 @api_router.get("", response_model=list[FeedOut])
@@ -38,9 +34,7 @@ def mentions_atom(
     db: SessionDep,
     entity: Annotated[
         list[str] | None,
-        Query(
-            description="Only mentions of this entity (repeatable: any of them); all when absent"
-        ),
+        Query(description="Only mentions of this entity (repeatable: any of them); all when absent"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Entries in the feed")] = 50,
 ) -> Response:

@@ -88,13 +88,9 @@ def shown_time(item: ArticleSummary) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _render(
-    request: Request, services: Services, name: str, context: dict[str, Any], status: int
-) -> HTMLResponse:
+def _render(request: Request, services: Services, name: str, context: dict[str, Any], status: int) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
-    response = services.templates.TemplateResponse(
-        request, name, {**context, "nonce": nonce}, status_code=status
-    )
+    response = services.templates.TemplateResponse(request, name, {**context, "nonce": nonce}, status_code=status)
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"

@@ -435,12 +435,9 @@ def with_boilerplate(title: str, paras: list[str], site: dict) -> str:
 def as_html(title: str, paras: list[str], site: dict) -> str:
     e = html.escape
     nav = "".join(
-        f'<li><a href="/{e(x.strip().lower())}">{e(x.strip())}</a></li>'
-        for x in re.split(r"[|·—]", site["nav"])
+        f'<li><a href="/{e(x.strip().lower())}">{e(x.strip())}</a></li>' for x in re.split(r"[|·—]", site["nav"])
     )
-    related = "".join(
-        f'<li><a href="/story/{i}">{e(r)}</a></li>' for i, r in enumerate(site["related"])
-    )
+    related = "".join(f'<li><a href="/story/{i}">{e(r)}</a></li>' for i, r in enumerate(site["related"]))
     body = "\n".join(f"      <p>{e(p)}</p>" for p in paras)
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -494,7 +491,7 @@ def variants(title: str, paras: list[str], index: int) -> dict[str, tuple[str, s
 
 
 def new_text_kind(name: str) -> str:
-    prefix = name.split("_")[0]
+    prefix = name.split("_", maxsplit=1)[0]
     return {"event": "same_event", "quote": "same_event_quoting", "unrelated": "unrelated"}[prefix]
 
 
@@ -512,8 +509,7 @@ def main() -> None:
         kind = new_text_kind(path.name)
         cases.append({"file": f"new/{path.name}", "kind": kind, "expected": None})
     manifest = {
-        "description": "Dedup evaluation set: expected = the seed a case duplicates, "
-        "or null for a new text.",
+        "description": "Dedup evaluation set: expected = the seed a case duplicates, or null for a new text.",
         "cases": cases,
     }
     text = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
