@@ -18,20 +18,42 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(sa.types.TypeDecorator):
+def stored_id(id_: int | None) -> int:
+    """The primary key of a row read from the database.
+
+    Table models type ``id`` as optional because a row has none before its insert;
+    one that comes back from a query always has it.
+    """
+    if id_ is None:
+        raise ValueError("a stored row without an id")
+    return id_
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model, for statements that need no ORM entity.
+
+    SQLModel sets ``__table__`` on table models without declaring it.
+    """
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timestamp stored as UTC and returned timezone-aware."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         # SQLite has no time zone type: keep naive UTC there.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
