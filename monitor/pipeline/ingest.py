@@ -18,14 +18,13 @@ from sqlmodel import Session, select
 
 from monitor.alerts.outbox import enqueue_alerts
 from monitor.config import Settings
-from monitor.models import Article, Mention, utcnow
+from monitor.models import Article, Mention, table_of, utcnow
 from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
 
 # Built once: a poll of a thousand feeds asks it a thousand times.
-_KNOWN_URLS = sa.select(Article.__table__.c.url).where(
-    Article.__table__.c.url.in_(sa.bindparam("urls", expanding=True))
-)
+_ARTICLE = table_of(Article)
+_KNOWN_URLS = sa.select(_ARTICLE.c.url).where(_ARTICLE.c.url.in_(sa.bindparam("urls", expanding=True)))
 
 
 @dataclass(frozen=True)
