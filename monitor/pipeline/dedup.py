@@ -71,12 +71,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 import xxhash
 from rapidfuzz.distance import Indel
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.config import DedupSettings
 from monitor.models import Article, Fingerprint, Seed
@@ -107,9 +107,30 @@ _SIGN64 = 1 << 63
 
 # Very common words of a few European languages. With words of one or two letters,
 # they make the "common" shingles that are neither indexed nor counted as evidence.
-_COMMON_WORDS = frozenset(
-    ["a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "that", "this", "these", "those", "there", "here", "of", "in", "on", "at", "to", "for", "from", "by", "with", "without", "about", "into", "onto", "over", "under", "after", "before", "between", "through", "during", "against", "among", "since", "until", "upon", "within", "along", "across", "is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had", "having", "do", "does", "did", "done", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "not", "no", "yes", "also", "just", "only", "very", "more", "most", "much", "many", "some", "any", "all", "each", "every", "both", "either", "neither", "other", "another", "such", "same", "own", "which", "who", "whom", "whose", "what", "when", "where", "why", "how", "it", "its", "he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs", "we", "us", "our", "ours", "you", "your", "yours", "i", "me", "my", "mine", "one", "two", "three", "said", "says", "say", "told", "according", "while", "as", "because", "although", "though", "however", "still", "even", "out", "up", "down", "off", "again", "further", "once", "new", "last", "first", "next", "der", "die", "das", "und", "oder", "ein", "eine", "einer", "eines", "einem", "einen", "ist", "sind", "war", "waren", "wird", "werden", "nicht", "mit", "von", "zu", "den", "dem", "des", "auf", "für", "auch", "als", "bei", "nach", "aus", "sich", "wie", "le", "la", "les", "un", "une", "des", "du", "et", "ou", "est", "sont", "dans", "pour", "par", "sur", "avec", "pas", "qui", "que", "ce", "el", "los", "las", "uno", "una", "y", "o", "es", "son", "en", "por", "para", "con", "no", "que", "del", "al", "lo", "se", "il", "lo", "gli", "di", "da", "con", "per", "non", "che", "è", "sono", "и", "в", "во", "не", "на", "с", "со", "что", "как", "а", "но", "к", "ко", "по", "из", "за", "от", "до", "о", "об", "же", "бы", "это"]
-)
+_COMMON_WORDS = frozenset([
+    "a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "that", "this", "these",
+    "those", "there", "here", "of", "in", "on", "at", "to", "for", "from", "by", "with", "without", "about", "into",
+    "onto", "over", "under", "after", "before", "between", "through", "during", "against", "among", "since",
+    "until", "upon", "within", "along", "across", "is", "are", "was", "were", "be", "been", "being", "am", "has",
+    "have", "had", "having", "do", "does", "did", "done", "will", "would", "shall", "should", "can", "could", "may",
+    "might", "must", "not", "no", "yes", "also", "just", "only", "very", "more", "most", "much", "many", "some",
+    "any", "all", "each", "every", "both", "either", "neither", "other", "another", "such", "same", "own", "which",
+    "who", "whom", "whose", "what", "when", "where", "why", "how", "it", "its", "he", "him", "his", "she", "her",
+    "hers", "they", "them", "their", "theirs", "we", "us", "our", "ours", "you", "your", "yours", "i", "me", "my",
+    "mine", "one", "two", "three", "said", "says", "say", "told", "according", "while", "as", "because", "although",
+    "though", "however", "still", "even", "out", "up", "down", "off", "again", "further", "once", "new", "last",
+    "first", "next",
+    "der", "die", "das", "und", "oder", "ein", "eine", "einer", "eines", "einem", "einen", "ist", "sind", "war",
+    "waren", "wird", "werden", "nicht", "mit", "von", "zu", "den", "dem", "des", "auf", "für", "auch", "als", "bei",
+    "nach", "aus", "sich", "wie",
+    "le", "la", "les", "un", "une", "des", "du", "et", "ou", "est", "sont", "dans", "pour", "par", "sur", "avec",
+    "pas", "qui", "que", "ce",
+    "el", "los", "las", "uno", "una", "y", "o", "es", "son", "en", "por", "para", "con", "no", "que", "del", "al",
+    "lo", "se",
+    "il", "lo", "gli", "di", "da", "con", "per", "non", "che", "è", "sono",
+    "и", "в", "во", "не", "на", "с", "со", "что", "как", "а", "но", "к", "ко", "по", "из", "за", "от", "до", "о",
+    "об", "же", "бы", "это",
+])  # fmt: skip
 
 
 # ------------------------------------------------------------------------ results
@@ -254,9 +275,10 @@ def _blocks(new: Shingled, known: Shingled) -> list[tuple[int, int, int, int]]:
     if len(known_hashes) > MAX_ALIGN_SHINGLES:
         offset = _best_window(known_hashes, set(new.hashes), MAX_ALIGN_SHINGLES)
         known_hashes = known_hashes[offset : offset + MAX_ALIGN_SHINGLES]
-    blocks = []
-    for tag, n_start, n_end, k_start, _k_end in Indel.opcodes(new.hashes, known_hashes):
-        if tag != "equal" or all(new.common[n_start:n_end]):
+    blocks: list[tuple[int, int, int, int]] = []
+    for opcode in Indel.opcodes(new.hashes, known_hashes):
+        n_start, n_end, k_start = opcode.src_start, opcode.src_end, opcode.dest_start
+        if opcode.tag != "equal" or all(new.common[n_start:n_end]):
             continue
         # A run of shingles [s, e) covers the words [s, e + SHINGLE - 1).
         length = n_end - n_start + SHINGLE - 1
@@ -327,26 +349,37 @@ def compare(new_text: str, known_text: str, settings: DedupSettings) -> Similari
 # The lookup's statements, built once: each lookup only binds its values.
 _HITS = sa.func.count().label("hits")
 _CANDIDATES = (
-    sa.select(Fingerprint.seed_id, Fingerprint.article_id, _HITS)
-    .where(Fingerprint.hash.in_(sa.bindparam("hashes", expanding=True)))
-    .group_by(Fingerprint.seed_id, Fingerprint.article_id)
+    sa.select(col(Fingerprint.seed_id), col(Fingerprint.article_id), _HITS)
+    .where(col(Fingerprint.hash).in_(sa.bindparam("hashes", expanding=True)))
+    .group_by(col(Fingerprint.seed_id), col(Fingerprint.article_id))
     .having(sa.bindparam("min_hits") <= _HITS)
     # Ties go to seeds, then to the oldest article: the original rather than a copy.
-    .order_by(_HITS.desc(), Fingerprint.seed_id.is_(None), Fingerprint.seed_id, Fingerprint.article_id)
+    .order_by(_HITS.desc(), col(Fingerprint.seed_id).is_(None), col(Fingerprint.seed_id), col(Fingerprint.article_id))
     .limit(sa.bindparam("limit"))
 )
 _SATURATED = (
-    sa.select(Fingerprint.hash)
-    .where(Fingerprint.hash.in_(sa.bindparam("hashes", expanding=True)))
-    .group_by(Fingerprint.hash)
+    sa.select(col(Fingerprint.hash))
+    .where(col(Fingerprint.hash).in_(sa.bindparam("hashes", expanding=True)))
+    .group_by(col(Fingerprint.hash))
     .having(sa.func.count() >= sa.bindparam("max_postings"))
 )
-_SEED_TEXTS = sa.select(Seed.id, Seed.name, Seed.text).where(Seed.id.in_(sa.bindparam("ids", expanding=True)))
-_ARTICLE_TEXTS = sa.select(Article.id, Article.text).where(Article.id.in_(sa.bindparam("ids", expanding=True)))
-_EXACT = sa.union_all(
-    sa.select(sa.literal(0).label("rank"), Seed.id, Seed.name).where(Seed.content_hash == sa.bindparam("digest")),
-    sa.select(sa.literal(1).label("rank"), Article.id, sa.null()).where(
-        Article.content_hash == sa.bindparam("digest"), Article.is_duplicate.is_(False)
+_SEED_TEXTS = sa.select(col(Seed.id), col(Seed.name), col(Seed.text)).where(
+    col(Seed.id).in_(sa.bindparam("ids", expanding=True))
+)
+_ARTICLE_TEXTS = sa.select(col(Article.id), col(Article.text)).where(
+    col(Article.id).in_(sa.bindparam("ids", expanding=True))
+)
+# What ``DedupIndex._candidates`` reads the known texts with, by kind.
+_TEXTS: tuple[tuple[Literal["seed", "article"], sa.Executable], ...] = (
+    ("seed", _SEED_TEXTS),
+    ("article", _ARTICLE_TEXTS),
+)
+_EXACT: sa.CompoundSelect[*tuple[Any, ...]] = sa.union_all(
+    sa.select(sa.literal(0).label("rank"), col(Seed.id), col(Seed.name)).where(
+        col(Seed.content_hash) == sa.bindparam("digest")
+    ),
+    sa.select(sa.literal(1).label("rank"), col(Article.id), sa.null()).where(
+        col(Article.content_hash) == sa.bindparam("digest"), col(Article.is_duplicate).is_(False)
     ),
 ).order_by("rank", "id")
 
@@ -413,12 +446,12 @@ class DedupIndex:
         ).all()
         keys = [("seed", r.seed_id) if r.seed_id is not None else ("article", r.article_id) for r in ranked]
         found: dict[tuple[str, int], tuple[Known, Shingled]] = {}
-        for kind, statement in (("seed", _SEED_TEXTS), ("article", _ARTICLE_TEXTS)):
+        for kind, statement in _TEXTS:
             ids = [id_ for k, id_ in keys if k == kind]
             if not ids:
                 continue
             for row in session.execute(statement, {"ids": ids}):
-                known = _known(kind, row.id, getattr(row, "name", None))  # type: ignore[arg-type]
+                known = _known(kind, row.id, getattr(row, "name", None))
                 found[kind, row.id] = (known, self._shingle(kind, row.id, row.text))
         return [found[key] for key in keys if key in found]
 
@@ -470,10 +503,10 @@ class DedupIndex:
         """Drop the fingerprints of a seed or an article; returns how many. The caller commits."""
         _one_owner(seed_id, article_id)
         if seed_id is not None:
-            owner = Fingerprint.seed_id == seed_id
+            owner = col(Fingerprint.seed_id) == seed_id
         else:
-            owner = Fingerprint.article_id == article_id
-        return session.execute(sa.delete(Fingerprint).where(owner)).rowcount
+            owner = col(Fingerprint.article_id) == article_id
+        return session.exec(sa.delete(Fingerprint).where(owner)).rowcount
 
 
 def _one_owner(seed_id: int | None, article_id: int | None) -> None:
