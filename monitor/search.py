@@ -27,18 +27,18 @@ import binascii
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import defer
-from sqlmodel import Session, select
+from sqlalchemy.orm import QueryableAttribute, defer
+from sqlmodel import Session, col, select
 
 from monitor.config import parse_duration
 from monitor.errors import QueryError
-from monitor.models import Article, ArticleSummary, Feed, Mention, Seed, UTCDateTime
+from monitor.models import Article, ArticleSummary, Feed, Mention, Seed, UTCDateTime, stored_id
 
 MAX_QUERY_LENGTH = 1000
 MAX_QUERY_OPERANDS = 50
@@ -105,7 +105,7 @@ class Query:
         return " ".join(parts)
 
 
-def _join(phrases: Sequence[Phrase], operator: str, render: Any) -> str:
+def _join(phrases: Sequence[Phrase], operator: str, render: Callable[[Phrase], str]) -> str:
     if len(phrases) == 1:
         return render(phrases[0])
     return "(" + operator.join(render(p) for p in phrases) + ")"
@@ -349,7 +349,7 @@ def article_summary(
 ) -> ArticleSummary:
     """The public shape of an article in a result list."""
     return ArticleSummary(
-        id=article.id,  # type: ignore[arg-type]  # stored articles have one
+        id=stored_id(article.id),
         url=article.url,
         title=article.title,
         feed=feed,
@@ -369,17 +369,18 @@ def search_articles(session: Session, filters: SearchFilters) -> SearchPage:
     dialect = session.get_bind().dialect.name
     statement = (
         select(Article, Feed.name, Seed.name)
-        .outerjoin(Feed, Feed.id == Article.feed_id)  # type: ignore[arg-type]
-        .outerjoin(Seed, Seed.id == Article.duplicate_of_seed_id)  # type: ignore[arg-type]
-        .options(defer(Article.text))  # type: ignore[arg-type]
+        .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
+        .outerjoin(Seed, col(Seed.id) == col(Article.duplicate_of_seed_id))
+        # SQLModel types the class attribute as its value; it is the mapped attribute.
+        .options(defer(cast("QueryableAttribute[str]", Article.text)))
         .where(*_conditions(session, filters, query, sort_time, dialect))
-        .order_by(sort_time.desc(), Article.id.desc())  # type: ignore[union-attr]
+        .order_by(sort_time.desc(), col(Article.id).desc())
         .limit(limit + 1)
     )
     try:
         rows = session.exec(statement).all()
         page, more = rows[:limit], len(rows) > limit
-        ids = [article.id for article, _, _ in page]
+        ids = [stored_id(article.id) for article, _, _ in page]
         entities = _entities(session, ids)
         snippets = _snippets(session, ids, query, dialect)
     except sa.exc.DBAPIError as exc:
@@ -391,16 +392,16 @@ def search_articles(session: Session, filters: SearchFilters) -> SearchPage:
         article_summary(
             article,
             feed=feed_name,
-            entities=entities.get(article.id, ()),
+            entities=entities.get(stored_id(article.id), ()),
             duplicate_of=duplicate_label(article, seed_name),
-            snippet=snippets.get(article.id, ""),
+            snippet=snippets.get(stored_id(article.id), ""),
         )
         for article, feed_name, seed_name in page
     ]
     next_cursor = None
     if more and page:
         last = page[-1][0]
-        next_cursor = encode_cursor(last.published_at or last.fetched_at, last.id)
+        next_cursor = encode_cursor(last.published_at or last.fetched_at, stored_id(last.id))
     return SearchPage(items=items, next_cursor=next_cursor)
 
 
@@ -421,7 +422,7 @@ def _conditions(
     if query is not None:
         conditions.append(_matches(query, dialect))
     if not filters.include_duplicates:
-        conditions.append(sa.not_(Article.is_duplicate))  # type: ignore[arg-type]
+        conditions.append(sa.not_(col(Article.is_duplicate)))
     since = _aware(filters.since) if filters.since else None
     until = _aware(filters.until) if filters.until else None
     if since and until and since > until:
@@ -431,33 +432,35 @@ def _conditions(
     if until:
         conditions.append(sort_time <= until)
     if filters.feed is not None:
-        conditions.append(Article.feed_id == _feed_id(session, filters.feed))
-    for entity in _entity_names(session, filters.entities):
-        conditions.append(sa.exists().where(Mention.article_id == Article.id, Mention.entity == entity))
+        conditions.append(col(Article.feed_id) == _feed_id(session, filters.feed))
+    conditions.extend(
+        sa.exists().where(col(Mention.article_id) == col(Article.id), col(Mention.entity) == entity)
+        for entity in _entity_names(session, filters.entities)
+    )
     if filters.cursor:
         moment, last_id = decode_cursor(filters.cursor)
-        conditions.append(sa.or_(sort_time < moment, sa.and_(sort_time == moment, Article.id < last_id)))
+        conditions.append(sa.or_(sort_time < moment, sa.and_(sort_time == moment, col(Article.id) < last_id)))
     return conditions
 
 
 def _matches(query: Query, dialect: str) -> sa.ColumnElement[bool]:
     if dialect == "sqlite":
-        matching = sa.text("SELECT rowid FROM article_fts WHERE article_fts MATCH :fts_query").bindparams(
+        fts_match = sa.text("SELECT rowid FROM article_fts WHERE article_fts MATCH :fts_query").bindparams(
             fts_query=query.to_fts5()
         )
-        rowids = matching.columns(sa.column("rowid", sa.Integer))
-        return Article.id.in_(rowids)  # type: ignore[union-attr]
+        rowids = fts_match.columns(sa.column("rowid", sa.Integer))
+        return col(Article.id).in_(rowids)
     # As a semi-join on the id: for a common word the planner then walks the newest
     # articles (ix_article_newest) and tests each, instead of reading every matching
     # row; a rare word goes through the GIN index. The inner ``article`` must not be
     # correlated with the outer one.
     matching = (
-        sa.select(sa.column("id"))
+        sa.select(sa.column("id", sa.Integer))
         .select_from(sa.table("article"))
         .where(sa.literal_column(PG_DOCUMENT).op("@@")(_pg_tsquery(query)))
         .correlate(None)
     )
-    return Article.id.in_(matching)  # type: ignore[union-attr]
+    return col(Article.id).in_(matching)
 
 
 def _pg_tsquery(query: Query) -> sa.ColumnElement[Any]:
@@ -480,10 +483,10 @@ def _feed_id(session: Session, name: str) -> int:
     feeds = session.exec(select(Feed.id, Feed.name)).all()
     for feed_id, feed_name in feeds:
         if feed_name == wanted:
-            return feed_id
+            return stored_id(feed_id)
     for feed_id, feed_name in feeds:
         if feed_name.casefold() == wanted.casefold():
-            return feed_id
+            return stored_id(feed_id)
     raise QueryError(f"feed: no feed named {wanted!r}")
 
 
@@ -504,9 +507,7 @@ def _entities(session: Session, ids: list[int]) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     if ids:
         rows = session.exec(
-            select(Mention.article_id, Mention.entity)
-            .where(Mention.article_id.in_(ids))  # type: ignore[attr-defined]
-            .distinct()
+            select(Mention.article_id, Mention.entity).where(col(Mention.article_id).in_(ids)).distinct()
         )
         for article_id, entity in rows:
             found.setdefault(article_id, []).append(entity)
@@ -519,11 +520,9 @@ def _snippets(session: Session, ids: list[int], query: Query | None, dialect: st
         return {}
     if query is None:
         rows = session.exec(
-            select(Article.id, sa.func.substr(Article.text, 1, SNIPPET_CHARS * 2)).where(
-                Article.id.in_(ids)  # type: ignore[union-attr]
-            )
+            select(Article.id, sa.func.substr(Article.text, 1, SNIPPET_CHARS * 2)).where(col(Article.id).in_(ids))
         )
-        return {article_id: _text_start(text or "") for article_id, text in rows}
+        return {stored_id(article_id): _text_start(text or "") for article_id, text in rows}
     if dialect == "sqlite":
         statement: Any = sa.text(
             "SELECT rowid, snippet(article_fts, :column, '', '', '…', :tokens) FROM article_fts "
@@ -544,7 +543,7 @@ def _snippets(session: Session, ids: list[int], query: Query | None, dialect: st
                 _pg_tsquery(query),
                 _PG_HEADLINE_OPTIONS,
             ),
-        ).where(Article.id.in_(ids))  # type: ignore[union-attr]
+        ).where(col(Article.id).in_(ids))
     return {article_id: _squash(text or "") for article_id, text in session.exec(statement)}
 
 
