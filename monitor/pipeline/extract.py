@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trafilatura
 from lxml.html import HtmlElement
+from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 from monitor.errors import InputError
@@ -107,12 +108,16 @@ def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = 
         include_comments=False,
         include_tables=True,
     )
-    if document is None or not (document.text or "").strip():
+    # A dict only with the deprecated ``as_dict=True``.
+    if not isinstance(document, Document):
+        return None
+    text = (document.text or "").strip()
+    if not text:
         return None
     if not metadata:
-        return Extracted(text=document.text.strip(), title=title, author=_head_author(tree), language=language)
+        return Extracted(text=text, title=title, author=_head_author(tree), language=language)
     return Extracted(
-        text=document.text.strip(),
+        text=text,
         title=_clean(document.title) or title,
         author=_clean(document.author, 500),
         published_at=_parse_date(document.date),
