@@ -217,8 +217,13 @@ def _is_word_char(ch: str) -> bool:
 # Kazakh case suffixes (genitive, dative, accusative, locative, ablative,
 # instrumental) in both vowel-harmony series, by the sound they follow; after a vowel
 # also the forms that follow a possessive ending (ұйымы-на, ұйымы-нда).
-_KAZAKH_AFTER_VOWEL = ["ның", "нің", "ға", "ге", "на", "не", "ны", "ні", "да", "де", "нда", "нде", "дан", "ден", "нан", "нен", "мен"]
-_KAZAKH_AFTER_CONSONANT = ["тың", "тің", "дың", "дің", "қа", "ке", "ға", "ге", "ты", "ті", "ды", "ді", "та", "те", "да", "де", "тан", "тен", "дан", "ден", "пен", "бен", "мен"]
+_KAZAKH_AFTER_VOWEL = [
+    "ның", "нің", "ға", "ге", "на", "не", "ны", "ні", "да", "де", "нда", "нде", "дан", "ден", "нан", "нен", "мен",
+]  # fmt: skip
+_KAZAKH_AFTER_CONSONANT = [
+    "тың", "тің", "дың", "дің", "қа", "ке", "ға", "ге", "ты", "ті", "ды", "ді", "та", "те", "да", "де", "тан",
+    "тен", "дан", "ден", "пен", "бен", "мен",
+]  # fmt: skip
 # Russian singular case endings of a masculine noun or surname in a consonant
 # (Назарбаев-а/-у/-ым/-е, Казахстан-ом) and of a noun in -а (Алма-Ат-ы/-е/-у/-ой).
 _RUSSIAN_MASCULINE = ["а", "у", "ом", "ым", "е"]

@@ -23,9 +23,12 @@ _TRACKING_PREFIXES = (
     "utm_", "pk_", "piwik_", "mtm_", "matomo_", "itm_", "ns_", "hsa_", "oly_", "vero_",
     "__hs", "_hs",
 )  # fmt: skip
-_TRACKING_NAMES = frozenset(
-    ["fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "ysclid", "twclid", "ttclid", "li_fat_id", "igshid", "igsh", "mc_cid", "mc_eid", "mkt_tok", "_ga", "_gl", "_branch_match_id", "ck_subscriber_id", "xtor", "at_campaign", "at_medium", "ref_src", "ref_url", "smid", "cmp", "ocid", "s_cid", "cmpid", "wt.mc_id", "sr_share", "__twitter_impression", "rss_source", "spm"]
-)
+_TRACKING_NAMES = frozenset([
+    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "ysclid", "twclid", "ttclid",
+    "li_fat_id", "igshid", "igsh", "mc_cid", "mc_eid", "mkt_tok", "_ga", "_gl", "_branch_match_id",
+    "ck_subscriber_id", "xtor", "at_campaign", "at_medium", "ref_src", "ref_url", "smid", "cmp", "ocid", "s_cid",
+    "cmpid", "wt.mc_id", "sr_share", "__twitter_impression", "rss_source", "spm",
+])  # fmt: skip
 _ESCAPE_RE = re.compile(r"%[0-9a-fA-F]{2}")
 # Characters left as they are in paths and queries; everything else is percent-encoded
 # (spaces, non-ASCII), so a raw "é" and "%C3%A9" come out the same.
@@ -82,8 +85,8 @@ def _canonical_query(query: str) -> str:
         name = piece.split("=", 1)[0]
         if is_tracking_parameter(name):
             continue
-        piece = _normalise_escapes(quote(piece, safe=_QUERY_SAFE))
-        pairs.append((unquote(name.replace("+", " ")), piece))
+        encoded = _normalise_escapes(quote(piece, safe=_QUERY_SAFE))
+        pairs.append((unquote(name.replace("+", " ")), encoded))
     pairs.sort(key=lambda pair: pair[0])
     return "&".join(piece for _, piece in pairs)
 
