@@ -37,7 +37,8 @@ class Services:
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services  # set by ``create_app``
+    return services
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.api.schemas import ArticleDetail, FeedOut, MentionOut
-from monitor.models import Article, Feed, Mention, Seed
+from monitor.models import Article, Feed, Mention, Seed, stored_id
 from monitor.search import SNIPPET_CHARS, article_summary, duplicate_label
 
 
@@ -32,7 +32,7 @@ def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None
     article = session.get(Article, article_id)
     if article is None:
         return None
-    mentions = session.exec(select(Mention).where(Mention.article_id == article_id).order_by(Mention.start)).all()
+    mentions = session.exec(select(Mention).where(Mention.article_id == article_id).order_by(col(Mention.start))).all()
     feed = session.get(Feed, article.feed_id) if article.feed_id is not None else None
     seed = session.get(Seed, article.duplicate_of_seed_id) if article.duplicate_of_seed_id else None
     summary = article_summary(
@@ -53,7 +53,7 @@ def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None
 
 
 def list_feeds(session: Session) -> list[FeedOut]:
-    feeds = session.exec(select(Feed).order_by(Feed.name)).all()
+    feeds = session.exec(select(Feed).order_by(col(Feed.name))).all()
     return [FeedOut.model_validate(feed) for feed in feeds]
 
 
@@ -76,22 +76,22 @@ def stored_entity_names(session: Session, names: Sequence[str]) -> list[str]:
 
 def recent_mentions(session: Session, *, entities: Sequence[str] = (), limit: int = 50) -> list[MentionedArticle]:
     """The newest non-duplicate articles mentioning any of ``entities`` (any entity if none)."""
-    mentioned = select(Mention.article_id).where(Mention.article_id == Article.id)
+    mentioned = select(Mention.article_id).where(col(Mention.article_id) == col(Article.id))
     if entities:
-        mentioned = mentioned.where(Mention.entity.in_(list(entities)))
+        mentioned = mentioned.where(col(Mention.entity).in_(list(entities)))
     rows = session.exec(
         select(Article, Feed.name)
-        .join(Feed, Feed.id == Article.feed_id, isouter=True)
-        .where(Article.is_duplicate == sa.false(), mentioned.exists())
-        .order_by(Article.fetched_at.desc(), Article.id.desc())
+        .join(Feed, col(Feed.id) == col(Article.feed_id), isouter=True)
+        .where(col(Article.is_duplicate) == sa.false(), mentioned.exists())
+        .order_by(col(Article.fetched_at).desc(), col(Article.id).desc())
         .limit(limit)
     ).all()
     if not rows:
         return []
-    found = select(Mention).where(Mention.article_id.in_([a.id for a, _ in rows]))
+    found = select(Mention).where(col(Mention.article_id).in_([a.id for a, _ in rows]))
     if entities:
-        found = found.where(Mention.entity.in_(list(entities)))
+        found = found.where(col(Mention.entity).in_(list(entities)))
     by_article: dict[int, list[Mention]] = defaultdict(list)
-    for mention in session.exec(found.order_by(Mention.article_id, Mention.start)):
+    for mention in session.exec(found.order_by(col(Mention.article_id), col(Mention.start))):
         by_article[mention.article_id].append(mention)
-    return [MentionedArticle(a, feed, by_article[a.id]) for a, feed in rows]
+    return [MentionedArticle(a, feed, by_article[stored_id(a.id)]) for a, feed in rows]
