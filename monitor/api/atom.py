@@ -97,4 +97,5 @@ def mentions_feed(
     _child(feed, "generator", "news-monitor")
     for item in items:
         _entry(feed, item)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)  # bytes for any encoding but "unicode"
+    return document

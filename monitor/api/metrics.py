@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.models import Alert, Article, Feed, Mention
@@ -51,8 +52,9 @@ class ArchiveCollector(Collector):
         yield from figures
 
     def _figures(self, connection: sa.Connection) -> Iterator[Metric]:
-        by_kind = dict(
-            connection.execute(sa.select(Article.is_duplicate, sa.func.count()).group_by(Article.is_duplicate)).all()
+        is_duplicate = col(Article.is_duplicate)
+        by_kind: dict[bool, int] = dict(
+            connection.execute(sa.select(is_duplicate, sa.func.count()).group_by(is_duplicate)).all()
         )
         stored = GaugeMetricFamily("monitor_articles_stored", "Articles in the archive, duplicates included")
         stored.add_metric([], sum(by_kind.values()))
