@@ -69,8 +69,10 @@ def _text_item(item: ArticleAlert) -> list[str]:
     if article.original_url:
         lines.append(f"Original: {article.original_url}")
     lines.append("Mentions:")
-    for mention in item.mentions:
-        lines.append(f'  - {one_line(mention.entity)} ("{one_line(mention.text)}"): {one_line(mention.snippet)}')
+    lines.extend(
+        f'  - {one_line(mention.entity)} ("{one_line(mention.text)}"): {one_line(mention.snippet)}'
+        for mention in item.mentions
+    )
     return lines
 
 
