@@ -17,6 +17,7 @@ import ssl
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
+from typing import Literal
 
 from monitor.alerts.channels import DeliveryError
 from monitor.alerts.payloads import ArticleAlert, Message, iso
@@ -230,5 +231,5 @@ def _refused(recipients: dict[str, tuple[int, bytes]]) -> DeliveryError:
         f"{address}: {code} {one_line(text.decode('utf-8', 'replace'))}"
         for address, (code, text) in sorted(recipients.items())
     )
-    kind = "transient" if any(400 <= c < 500 for c in codes) else "permanent"
+    kind: Literal["transient", "permanent"] = "transient" if any(400 <= c < 500 for c in codes) else "permanent"
     return DeliveryError(kind, f"every recipient refused: {details}")
