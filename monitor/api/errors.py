@@ -70,6 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return _problem(503, DATABASE_UNAVAILABLE)
 
+    # Starlette types a handler as taking any Exception, not the class it is registered for.
     app.add_exception_handler(RequestValidationError, invalid_parameter)  # type: ignore[arg-type]
     app.add_exception_handler(QueryError, bad_query)  # type: ignore[arg-type]
     for kind in UNAVAILABLE:

@@ -275,8 +275,10 @@ def _ending_sets() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     consonant."""
     after_a = [*_RUSSIAN_A_STEM, "а", *("а" + s for s in _KAZAKH_AFTER_VOWEL)]
     after_consonant = [*_RUSSIAN_MASCULINE, *_KAZAKH_AFTER_CONSONANT]
-    return tuple(  # type: ignore[return-value]
-        frozenset(map(fold, endings)) for endings in (after_a, _KAZAKH_AFTER_VOWEL, after_consonant)
+    return (
+        frozenset(map(fold, after_a)),
+        frozenset(map(fold, _KAZAKH_AFTER_VOWEL)),
+        frozenset(map(fold, after_consonant)),
     )
 
 
