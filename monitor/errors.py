@@ -8,13 +8,18 @@ turns any of them into one line on stderr and a non-zero exit, never a traceback
     ├── QueryError         a search query or filter is malformed
     ├── InputError         a local file given to a command cannot be used
     ├── DatabaseError      the database is unreachable or its schema is not current
-    └── FetchError         a feed or page could not be had (carries a ``kind``)
+    ├── FetchError         a feed or page could not be had (carries a ``FailureKind``)
+    └── DeliveryError      an alert channel did not take a message (carries a ``DeliveryFailure``)
 
 Third-party exceptions (httpx, SQLAlchemy, pydantic, feedparser) are translated into
 these at the boundary where they are raised, so callers only handle this tree.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from monitor.outcomes import DeliveryFailure, FailureKind
 
 
 class MonitorError(Exception):
@@ -46,16 +51,48 @@ class DatabaseError(MonitorError):
 
 
 class FetchError(MonitorError):
-    """A feed or page could not be fetched.
+    """A feed or page could not be fetched, parsed or processed.
 
-    ``kind`` is one of a small fixed set (see ``monitor.pipeline.fetch.FailureKind``)
-    so failures can be counted, shown and backed off uniformly.
+    ``kind`` says why, from a small fixed set, so failures are counted, shown and backed
+    off uniformly; ``status`` is the HTTP status when a server answered with an error;
+    ``retry_after`` the seconds a server asked to wait. It pickles, so it crosses the
+    process pool as it is.
     """
 
-    def __init__(self, kind: str, message: str, *, retry_after: float | None = None):
+    def __init__(
+        self,
+        kind: FailureKind | str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = FailureKind(kind)
+        self.message = message
+        self.status = status
         self.retry_after = retry_after
 
-    def __str__(self) -> str:  # pragma: no cover - trivial
-        return f"{self.kind}: {self.args[0]}"
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_fetch_error, (self.kind.value, self.message, self.status, self.retry_after))
+
+    @property
+    def problem(self) -> str:
+        """``http_404`` rather than ``http_4xx`` where the status is known: more telling in a note."""
+        return f"http_{self.status}" if self.status is not None else self.kind.value
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def _rebuild_fetch_error(kind: str, message: str, status: int | None, retry_after: float | None) -> FetchError:
+    return FetchError(kind, message, status=status, retry_after=retry_after)
+
+
+class DeliveryError(MonitorError):
+    """An alert channel did not take a message; ``kind`` says whether to try again."""
+
+    def __init__(self, kind: DeliveryFailure | str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = DeliveryFailure(kind)
+        self.retry_after = retry_after

@@ -6,16 +6,15 @@ SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import PlainSerializer
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from monitor.outcomes import AlertStatus, FeedStatus
+from monitor.times import as_utc, iso_utc, utcnow
 
 
 def stored_id(id_: int | None) -> int:
@@ -49,14 +48,14 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
         # SQLite has no time zone type: keep naive UTC there.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 def _time(*, index: bool = False, nullable: bool = True, default: Any = None) -> Any:
@@ -89,7 +88,7 @@ class Feed(SQLModel, table=True):
     not_before: datetime | None = _time()
     last_polled_at: datetime | None = _time()
     last_success_at: datetime | None = _time()
-    status: str = Field(default="new", max_length=20)  # new | ok | error
+    status: str = Field(default=FeedStatus.NEW.value, max_length=20)  # FeedStatus
     error_kind: str | None = Field(default=None, max_length=30)
     error_message: str | None = Field(default=None, max_length=2000)
     error_count: int = Field(default=0)  # consecutive failures
@@ -178,7 +177,7 @@ class Alert(SQLModel, table=True):
     article_id: int = Field(foreign_key="article.id", index=True)
     channel: str = Field(max_length=300)  # "email" or "webhook:<name or url>"
     entities: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    status: str = Field(default="pending", max_length=20, index=True)  # pending|sent|failed
+    status: str = Field(default=AlertStatus.PENDING.value, max_length=20, index=True)  # AlertStatus
     message_id: str | None = Field(default=None, max_length=100, index=True)
     message_type: str | None = Field(default=None, max_length=40)  # mention.created|.digest
     attempts: int = Field(default=0)
@@ -210,12 +209,7 @@ class AlertChannel(SQLModel, table=True):
 # ---------------------------------------------------------------------- public shapes
 
 
-def _utc_iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a Z, to the second: ``2022-01-06T10:00:00Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-UTCTimestamp = Annotated[datetime, PlainSerializer(_utc_iso, return_type=str, when_used="json")]
+UTCTimestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
 
 
 class ArticleSummary(SQLModel):

@@ -4,12 +4,8 @@ A channel is one configured destination (``EmailSettings`` or ``WebhookSettings`
 its ``key`` ("email", "webhook:<name or url>") names it in the outbox and must stay
 stable across restarts. Senders raise ``DeliveryError`` and nothing else: every
 third-party failure (smtplib, ssl, httpx, sockets) is classified once, in the sender,
-into one of three kinds:
-
-    DeliveryError(kind)
-    ├── "transient"   try again later (timeouts, refused connections, 5xx, 429, SMTP 4xx)
-    ├── "permanent"   the message will never be taken (other 4xx, SMTP 5xx)
-    └── "gone"        the endpoint was removed (HTTP 410): the channel is disabled
+into a ``DeliveryFailure``: transient (try again later), permanent (the message will
+never be taken) or gone (HTTP 410: the channel is disabled).
 """
 
 from __future__ import annotations
@@ -18,23 +14,16 @@ import math
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from monitor.alerts.payloads import Message
 from monitor.config import EmailSettings, WebhookSettings
-from monitor.errors import MonitorError
+from monitor.errors import DeliveryError
 
 ChannelSettings = EmailSettings | WebhookSettings
-FailureKind = Literal["transient", "permanent", "gone"]
 
 
-class DeliveryError(MonitorError):
-    """A channel did not take a message; ``kind`` says whether to try again."""
-
-    def __init__(self, kind: FailureKind, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
-        self.kind: FailureKind = kind
-        self.retry_after = retry_after
+__all__ = ["ChannelSettings", "DeliveryError", "Sender", "digest_window_end", "new_message_id", "wants"]
 
 
 class Sender(Protocol):

@@ -58,7 +58,9 @@ from monitor.alerts.payloads import (
 from monitor.alerts.webhook import WebhookSender
 from monitor.config import AlertSettings, EmailSettings, Settings
 from monitor.db import session as open_session
-from monitor.models import Alert, AlertChannel, Article, Feed, Mention, utcnow
+from monitor.models import Alert, AlertChannel, Article, Feed, Mention
+from monitor.outcomes import AlertStatus, DeliveryFailure
+from monitor.times import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -291,11 +293,11 @@ class _Round:
         except Exception as exc:
             # A failure no sender foresaw must not wedge the channel: retry, then give up.
             log.exception("unexpected error delivering to %s", channel.key)
-            error = DeliveryError("transient", f"unexpected error: {type(exc).__name__}: {exc}")
+            error = DeliveryError(DeliveryFailure.TRANSIENT, f"unexpected error: {type(exc).__name__}: {exc}")
             return self._record_failure(channel, batch, error, hold)
         self._update(
             batch.alert_ids,
-            status="sent",
+            status=AlertStatus.SENT,
             sent_at=self.now,
             last_error=note,
             attempts=Alert.attempts + 1,
@@ -312,7 +314,9 @@ class _Round:
     def _next_batch(self, channel: ChannelSettings) -> _Batch | None:
         with open_session(self.engine) as session:
             pending = (
-                select(Alert).where(Alert.channel == channel.key, Alert.status == "pending").order_by(col(Alert.id))
+                select(Alert)
+                .where(Alert.channel == channel.key, Alert.status == AlertStatus.PENDING)
+                .order_by(col(Alert.id))
             )
             head = session.exec(pending.limit(1)).first()
             if head is None or head.next_attempt_at > self.now:
@@ -353,7 +357,7 @@ class _Round:
         self.report.errors.append(f"{channel.key}: {reason}")
         hold.state.last_error = reason
         hold.state.last_error_at = self.now
-        if exc.kind == "gone":
+        if exc.kind is DeliveryFailure.GONE:
             self._update(batch.alert_ids, attempts=Alert.attempts + 1, last_attempt_at=self.now, last_error=reason)
             hold.state.disabled_at = self.now
             hold.state.disabled_reason = reason[:500]
@@ -361,7 +365,7 @@ class _Round:
             self.report.disabled.append(channel.key)
             return False
         hold.save()
-        if exc.kind == "permanent":
+        if exc.kind is DeliveryFailure.PERMANENT:
             self._mark_failed(batch.alert_ids, reason)
             return True
         give_up_at = batch.queued_at + timedelta(seconds=self.policy.give_up_after)
@@ -386,21 +390,25 @@ class _Round:
         cutoff = self.now - timedelta(seconds=self.policy.give_up_after)
         self._mark_failed(batch.alert_ids, why)
         with open_session(self.engine) as session:
-            result = session.execute(
+            result = session.exec(
                 sa.update(Alert)
                 .where(
                     col(Alert.channel) == channel.key,
-                    col(Alert.status) == "pending",
+                    col(Alert.status) == AlertStatus.PENDING,
                     col(Alert.queued_at) <= cutoff,
                 )
-                .values(status="failed", last_error=why)
+                .values(status=AlertStatus.FAILED, last_error=why)
             )
             session.commit()
         self.report.failed += result.rowcount or 0
 
     def _mark_failed(self, alert_ids: Sequence[int], reason: str) -> None:
         self._update(
-            alert_ids, status="failed", last_error=reason[:2000], attempts=Alert.attempts + 1, last_attempt_at=self.now
+            alert_ids,
+            status=AlertStatus.FAILED,
+            last_error=reason[:2000],
+            attempts=Alert.attempts + 1,
+            last_attempt_at=self.now,
         )
         self.report.failed += len(alert_ids)
 
@@ -408,7 +416,7 @@ class _Round:
         with open_session(self.engine) as session:
             session.execute(
                 sa.update(Alert)
-                .where(col(Alert.id).in_(list(alert_ids)), col(Alert.status) == "pending")
+                .where(col(Alert.id).in_(list(alert_ids)), col(Alert.status) == AlertStatus.PENDING)
                 .values(**values)
             )
             session.commit()

@@ -17,11 +17,12 @@ import ssl
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
-from typing import Literal
 
 from monitor.alerts.channels import DeliveryError
-from monitor.alerts.payloads import ArticleAlert, Message, iso
+from monitor.alerts.payloads import ArticleAlert, Message
 from monitor.config import EmailSettings
+from monitor.outcomes import DeliveryFailure
+from monitor.times import iso
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_SUBJECT_TITLE = 150
@@ -195,9 +196,9 @@ class EmailSender:
         except smtplib.SMTPResponseException as exc:
             raise _by_code(exc.smtp_code, exc.smtp_error) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError("permanent", f"SMTP server: {exc}") from None
+            raise DeliveryError(DeliveryFailure.PERMANENT, f"SMTP server: {exc}") from None
         except ssl.SSLCertVerificationError as exc:
-            raise DeliveryError("transient", f"TLS certificate: {exc.verify_message}") from None
+            raise DeliveryError(DeliveryFailure.TRANSIENT, f"TLS certificate: {exc.verify_message}") from None
         except (smtplib.SMTPException, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             raise DeliveryError(
@@ -222,7 +223,7 @@ def _quit(smtp: smtplib.SMTP) -> None:
 def _by_code(code: int, error: bytes | str) -> DeliveryError:
     text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
     reason = f"SMTP {code} {one_line(text)}"
-    return DeliveryError("permanent" if 500 <= code < 600 else "transient", reason)
+    return DeliveryError(DeliveryFailure.PERMANENT if 500 <= code < 600 else DeliveryFailure.TRANSIENT, reason)
 
 
 def _refused(recipients: dict[str, tuple[int, bytes]]) -> DeliveryError:
@@ -231,5 +232,5 @@ def _refused(recipients: dict[str, tuple[int, bytes]]) -> DeliveryError:
         f"{address}: {code} {one_line(text.decode('utf-8', 'replace'))}"
         for address, (code, text) in sorted(recipients.items())
     )
-    kind: Literal["transient", "permanent"] = "transient" if any(400 <= c < 500 for c in codes) else "permanent"
+    kind = DeliveryFailure.TRANSIENT if any(400 <= c < 500 for c in codes) else DeliveryFailure.PERMANENT
     return DeliveryError(kind, f"every recipient refused: {details}")

@@ -5,7 +5,7 @@ are committed or neither is, and the dispatcher (``monitor.alerts.dispatch``) se
 whatever is pending. The unique (article, channel) pair means nothing can alert twice
 for the same article, however often a feed is polled.
 
-Statuses: ``pending`` (to send: due at ``next_attempt_at``), ``sent``, ``failed``
+Statuses (``AlertStatus``): ``pending`` (to send: due at ``next_attempt_at``), ``sent``, ``failed``
 (permanently, or given up; ``monitor alerts retry`` puts them back).
 """
 
@@ -22,11 +22,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from monitor.alerts.channels import digest_window_end, wants
-from monitor.alerts.payloads import iso
 from monitor.config import Settings
-from monitor.models import Alert, AlertChannel, Article, utcnow
+from monitor.models import Alert, AlertChannel, Article
+from monitor.outcomes import AlertStatus
+from monitor.times import iso, utcnow
 
-STATUSES = ("pending", "sent", "failed")
+STATUSES: tuple[str, ...] = tuple(status.value for status in AlertStatus)
 
 
 def enqueue_alerts(
@@ -138,7 +139,7 @@ def list_alerts(
             entities=list(alert.entities or []),
             attempts=alert.attempts,
             created_at=alert.created_at,
-            next_attempt_at=alert.next_attempt_at if alert.status == "pending" else None,
+            next_attempt_at=alert.next_attempt_at if alert.status == AlertStatus.PENDING else None,
             sent_at=alert.sent_at,
             message_id=alert.message_id,
             last_error=alert.last_error,
@@ -168,14 +169,14 @@ def requeue_failed(
     now = now or utcnow()
     update = (
         sa.update(Alert)
-        .where(col(Alert.status) == "failed")
-        .values(status="pending", next_attempt_at=now, queued_at=now)
+        .where(col(Alert.status) == AlertStatus.FAILED)
+        .values(status=AlertStatus.PENDING, next_attempt_at=now, queued_at=now)
     )
     if channel:
         update = update.where(col(Alert.channel) == channel)
     if alert_ids:
         update = update.where(col(Alert.id).in_(list(alert_ids)))
-    return session.execute(update).rowcount or 0
+    return session.exec(update).rowcount or 0
 
 
 def enable_channels(session: Session, *, channel: str | None = None) -> list[str]:

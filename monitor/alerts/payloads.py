@@ -23,8 +23,10 @@ re-sent message has the same body.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from monitor.times import iso
 
 CREATED = "mention.created"
 DIGEST = "mention.digest"
@@ -32,14 +34,6 @@ TEST = "mention.test"
 
 # A message lists at most this many distinct mentions per article.
 MAX_MENTIONS = 50
-
-
-def iso(moment: datetime | None) -> str | None:
-    """``2022-01-06T10:00:00Z``: UTC, whole seconds."""
-    if moment is None:
-        return None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,22 @@ the base64 after the prefix; any other secret is used as its UTF-8 bytes.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 
 import httpx
 
 from monitor.alerts.channels import DeliveryError
 from monitor.alerts.payloads import Message
 from monitor.config import WebhookSettings
+from monitor.headers import parse_retry_after
+from monitor.outcomes import DeliveryFailure
 
 SECRET_PREFIX = "whsec_"
-# Longest Retry-After we honour; a longer one is treated as this.
-MAX_RETRY_AFTER = 86400.0
 
 
 def signing_key(secret: str) -> bytes:
@@ -42,23 +41,6 @@ def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 
 def encode_body(message: Message) -> bytes:
     return json.dumps(message.body(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-        seconds = when.timestamp() - now
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class WebhookSender:
@@ -95,9 +77,9 @@ class WebhookSender:
         try:
             response = self.client.post(self.config.url, content=body, headers=headers, timeout=self.config.timeout)
         except httpx.TimeoutException:
-            raise DeliveryError("transient", f"no answer within {self.config.timeout:g}s") from None
+            raise DeliveryError(DeliveryFailure.TRANSIENT, f"no answer within {self.config.timeout:g}s") from None
         except httpx.HTTPError as exc:
-            raise DeliveryError("transient", f"{type(exc).__name__}: {exc}"[:500]) from None
+            raise DeliveryError(DeliveryFailure.TRANSIENT, f"{type(exc).__name__}: {exc}"[:500]) from None
         _check(response, now=now)
         return None
 
@@ -112,14 +94,14 @@ def _check(response: httpx.Response, *, now: float) -> None:
         return
     reason = f"HTTP {status} {response.reason_phrase}".strip() + _excerpt(response)
     if status == 410:
-        raise DeliveryError("gone", f"{reason}: the endpoint is gone, channel disabled")
+        raise DeliveryError(DeliveryFailure.GONE, f"{reason}: the endpoint is gone, channel disabled")
     if status in (408, 425, 429) or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
-        raise DeliveryError("transient", reason, retry_after=retry_after)
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=datetime.fromtimestamp(now, UTC))
+        raise DeliveryError(DeliveryFailure.TRANSIENT, reason, retry_after=retry_after)
     if 300 <= status < 400:
         location = response.headers.get("location", "?")
-        raise DeliveryError("permanent", f"{reason}: redirected to {location}; update the url")
-    raise DeliveryError("permanent", reason)
+        raise DeliveryError(DeliveryFailure.PERMANENT, f"{reason}: redirected to {location}; update the url")
+    raise DeliveryError(DeliveryFailure.PERMANENT, reason)
 
 
 def _excerpt(response: httpx.Response) -> str:

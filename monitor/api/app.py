@@ -34,7 +34,7 @@ from monitor.api.routes import articles, feeds, page, system
 from monitor.config import Settings
 from monitor.db import make_engine
 from monitor.errors import ConfigError
-from monitor.models import utcnow
+from monitor.times import utcnow
 
 log = logging.getLogger(__name__)
 

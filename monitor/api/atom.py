@@ -15,6 +15,7 @@ from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from monitor.api.queries import MentionedArticle
+from monitor.times import iso_utc
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"
@@ -26,11 +27,6 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def _xml_text(value: str) -> str:
     return _NOT_XML.sub("", value)
-
-
-def _stamp(moment: datetime) -> str:
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _child(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -62,9 +58,9 @@ def _entry(feed: ET.Element, item: MentionedArticle) -> None:
     _child(entry, "id", entry_id(item))
     _child(entry, "title", article.title or article.url, type="text")
     _child(entry, "link", rel="alternate", href=article.url)
-    _child(entry, "updated", _stamp(article.fetched_at))
+    _child(entry, "updated", iso_utc(article.fetched_at))
     if article.published_at is not None:
-        _child(entry, "published", _stamp(article.published_at))
+        _child(entry, "published", iso_utc(article.published_at))
     if article.author:
         _child(_child(entry, "author"), "name", article.author)
     for entity in sorted({m.entity for m in item.mentions}):
@@ -90,7 +86,7 @@ def mentions_feed(
     names = ", ".join(sorted(entities)) or "tracked entities"
     _child(feed, "title", f"News monitor: mentions of {names}", type="text")
     newest = max((i.article.fetched_at for i in items), default=now)
-    _child(feed, "updated", _stamp(newest))
+    _child(feed, "updated", iso_utc(newest))
     _child(_child(feed, "author"), "name", "news-monitor")
     _child(feed, "link", rel="self", href=self_url, type="application/atom+xml")
     _child(feed, "link", rel="alternate", href=alternate_url, type="text/html")

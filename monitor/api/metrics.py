@@ -22,10 +22,11 @@ from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.models import Alert, Article, Feed, Mention
+from monitor.outcomes import AlertStatus, FeedStatus
 
 log = logging.getLogger(__name__)
 
-FEED_STATUSES = ("new", "ok", "error")
+FEED_STATUSES: tuple[str, ...] = tuple(status.value for status in FeedStatus)
 # Any other method is counted as "other": label values must stay a small set.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -85,7 +86,7 @@ class ArchiveCollector(Collector):
             "monitor_alerts",
             "Alerts in the outbox by status",
             "status",
-            ("pending",),
+            (AlertStatus.PENDING,),
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.api.schemas import ArticleDetail, FeedOut, MentionOut
+from monitor.health import feed_health
 from monitor.models import Article, Feed, Mention, Seed, stored_id
 from monitor.search import SNIPPET_CHARS, article_summary, duplicate_label
 
@@ -53,8 +54,7 @@ def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None
 
 
 def list_feeds(session: Session) -> list[FeedOut]:
-    feeds = session.exec(select(Feed).order_by(col(Feed.name))).all()
-    return [FeedOut.model_validate(feed) for feed in feeds]
+    return [FeedOut.model_validate(feed) for feed in feed_health(session)]
 
 
 @dataclass(frozen=True)

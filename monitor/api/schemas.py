@@ -60,3 +60,5 @@ class FeedOut(BaseModel):
     error_count: int
     next_poll_at: UTCTimestamp | None = None
     articles_stored: int
+    entries_seen: int = 0
+    polling_by: str | None = None

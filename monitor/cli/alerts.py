@@ -18,10 +18,10 @@ from monitor.alerts.outbox import (
     list_alerts,
     requeue_failed,
 )
-from monitor.alerts.payloads import iso
 from monitor.cli import App, app_for, command, config_option, main
 from monitor.db import session
 from monitor.errors import ConfigError
+from monitor.times import iso
 
 
 @main.group("alerts", invoke_without_command=True)

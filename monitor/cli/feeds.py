@@ -11,18 +11,21 @@ import signal
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import sqlalchemy as sa
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from monitor.cli import App, command, main
 from monitor.config import Settings, load_settings
-from monitor.db import session
-from monitor.models import Article, Feed, utcnow
-from monitor.pipeline.refresh import RefreshOutcome
-from monitor.worker import CycleReport, Worker, deliver_alerts, run_daemon, sync_feeds
+from monitor.db import describe_database, session
+from monitor.models import Feed
+from monitor.times import utcnow
+
+if TYPE_CHECKING:
+    from monitor.pipeline.refresh import RefreshOutcome
+    from monitor.scheduling.report import CycleReport
 
 # ------------------------------------------------------------------------------ poll
 
@@ -48,11 +51,14 @@ def poll(app: App, as_json: bool, due: bool) -> None:
       monitor poll
       monitor poll --json | jq .articles.stored
     """
+    from monitor.alerts.dispatch import deliver_due
+    from monitor.scheduling.sync import sync_feeds
+
     settings, engine = app.settings, app.engine
     _quiet_http_log()
     sync_feeds(engine, settings.feeds)
     report = asyncio.run(_poll(settings, engine, due_only=due, progress=not as_json or sys.stderr.isatty()))
-    delivery = deliver_alerts(engine, settings)
+    delivery = deliver_due(engine, settings)
     report.alerts_sent = delivery.sent
     if as_json:
         click.echo(json.dumps(report.as_dict() | {"delivery": delivery.as_dict()}, ensure_ascii=False))
@@ -63,6 +69,8 @@ def poll(app: App, as_json: bool, due: bool) -> None:
 
 
 async def _poll(settings: Settings, engine: sa.Engine, *, due_only: bool, progress: bool) -> CycleReport:
+    from monitor.scheduling.worker import Worker
+
     loop = asyncio.get_running_loop()
     total = _count_active(engine)
     async with Worker(settings, engine) as worker:
@@ -94,17 +102,21 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
 
 def _count_active(engine: sa.Engine) -> int:
     with session(engine) as db:
-        return db.exec(select(func.count()).select_from(Feed).where(Feed.active.is_(True))).one()
+        return db.exec(select(func.count()).select_from(Feed).where(col(Feed.active).is_(True))).one()
 
 
 def _summary(report: CycleReport) -> str:
     lines = [
-        f"polled {report.polled} feed(s) in {report.elapsed:.1f}s: {report.ok} ok, "
-        f"{report.not_modified} not modified, {report.unchanged} unchanged, {report.failed} failed",
-        f"entries: {report.entries_seen} seen, {report.new_entries} new; "
-        f"articles: {report.stored} stored ({report.duplicates} duplicates, "
-        f"{report.from_feed_content} from feed content), {report.skipped} skipped",
-        f"alerts: {report.alerts_queued} queued, {report.alerts_sent or 0} sent",
+        (
+            f"polled {report.polled} feed(s) in {report.elapsed:.1f}s: {report.ok} ok, "
+            f"{report.not_modified} not modified, {report.unchanged} unchanged, {report.failed} failed"
+        ),
+        (
+            f"entries: {report.entries_seen} seen, {report.new_entries} new; "
+            f"articles: {report.stored} stored ({report.duplicates} duplicates, "
+            f"{report.fallbacks} from feed content), {report.skipped} skipped"
+        ),
+        f"alerts: {report.alerts} queued, {report.alerts_sent or 0} sent",
     ]
     if report.errors:
         lines.append("failed feeds:")
@@ -123,57 +135,21 @@ def run(app: App) -> None:
 
     Several daemons may share one PostgreSQL database: each claims due feeds with a
     lease, so no feed is polled twice at once. With SQLite, run one daemon. SIGHUP
-    re-reads the feeds of the configuration file.
+    re-reads the configuration file: feeds, alert channels and entities change without
+    a restart.
 
     \b
     Example:
       monitor run --config config/monitor.yaml
     """
+    from monitor.scheduling.daemon import run_daemon
+
     settings, engine = app.settings, app.engine
     _quiet_http_log()
     asyncio.run(run_daemon(settings, engine, reload=lambda: load_settings(app.config_path, os.environ)))
 
 
 # ----------------------------------------------------------------------------- feeds
-
-
-def feed_health(engine: sa.Engine, settings: Settings, *, include_inactive: bool = False) -> list[dict[str, Any]]:
-    """Every feed with its health; configured feeds not polled yet show as ``new``."""
-    with session(engine) as db:
-        rows = db.exec(select(Feed).order_by(Feed.name)).all()
-        counts = dict(
-            db.exec(
-                select(Article.feed_id, func.count()).where(Article.feed_id.is_not(None)).group_by(Article.feed_id)
-            ).all()
-        )
-    known = {r.name for r in rows} | {r.url for r in rows}
-    feeds = [_feed_json(r, counts.get(r.id, 0)) for r in rows if r.active or include_inactive]
-    for config in settings.feeds:
-        if config.name not in known and config.url not in known:
-            feeds.append({"name": config.name, "url": config.url, "active": True, "status": "new"})
-    return sorted(feeds, key=lambda f: f["name"])
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def _feed_json(feed: Feed, articles: int) -> dict[str, Any]:
-    return {
-        "name": feed.name,
-        "url": feed.url,
-        "active": feed.active,
-        "status": feed.status,
-        "last_polled_at": _iso(feed.last_polled_at),
-        "last_success_at": _iso(feed.last_success_at),
-        "error_count": feed.error_count,
-        "error_kind": feed.error_kind,
-        "error_message": feed.error_message,
-        "next_poll_at": _iso(feed.next_poll_at) if feed.active else None,
-        "articles": articles,
-        "entries_seen": feed.entries_seen,
-        "polling_by": feed.lease_owner if feed.lease_expires_at and feed.lease_expires_at > utcnow() else None,
-    }
 
 
 def _ago(value: str | None, now: datetime) -> str:
@@ -201,10 +177,14 @@ def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
       monitor feeds
       monitor status --json | jq '.[] | select(.status == "error")'
     """
-    health = feed_health(app.engine, app.settings, include_inactive=include_inactive)
+    from monitor.health import feed_health
+
+    with session(app.engine) as db:
+        health = [f.as_json() for f in feed_health(db, app.settings, include_inactive=include_inactive)]
     if as_json:
         click.echo(json.dumps(health, ensure_ascii=False))
         return
+    click.echo(f"database: {describe_database(app.settings.database_url)}")
     if not health:
         click.echo("no feeds: add some under `feeds:` in the configuration")
         return
@@ -218,7 +198,7 @@ def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
         next_poll = _ago(f.get("next_poll_at"), now) if f.get("next_poll_at") else "-"
         click.echo(
             f"{f['name'][:width]:<{width}}  {status:<8} {_ago(f.get('last_success_at'), now):<13} "
-            f"{f.get('error_count', 0):>6}  {next_poll:<10} {f.get('articles', 0):>8}"
+            f"{f['error_count']:>6}  {next_poll:<10} {f['articles_stored']:>8}"
         )
         if f.get("error_kind"):
             click.echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")

@@ -15,7 +15,8 @@ client needs:
   answer (``Cache-Control: max-age``, ``Retry-After``).
 
 Every failure leaves as ``FetchError(kind, message)`` with ``kind`` a ``FailureKind``
-value and a short human message, so the caller counts, shows and backs off uniformly.
+(``monitor.outcomes``), the HTTP status where a server answered with an error, and a
+short human message, so the caller counts, shows and backs off uniformly.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import ipaddress
-import re
 import select
 import socket
 import ssl
@@ -31,9 +31,6 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -42,6 +39,8 @@ import httpx
 
 from monitor.config import PollSettings
 from monitor.errors import FetchError
+from monitor.headers import parse_max_age, parse_retry_after
+from monitor.outcomes import FailureKind
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -58,25 +57,6 @@ _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _DECODE_PIECE = 64 * 1024
 # The most of an unwanted body (an error page, a redirect's) read to keep its connection.
 _DISCARD_LIMIT = 64 * 1024
-
-
-class FailureKind(StrEnum):
-    DNS = "dns"
-    CONNECT = "connect"
-    TIMEOUT = "timeout"
-    TLS = "tls"
-    HTTP_4XX = "http_4xx"
-    HTTP_429 = "http_429"
-    HTTP_5XX = "http_5xx"
-    TOO_LARGE = "too_large"
-    TOO_MANY_REDIRECTS = "too_many_redirects"
-    # private/loopback/link-local/multicast/reserved target, or not http(s)
-    BLOCKED = "blocked"
-    INVALID_URL = "invalid_url"
-    NOT_A_FEED = "not_a_feed"
-    PARSE_ERROR = "parse_error"
-    # page fetched but no text could be extracted
-    EMPTY = "empty"
 
 
 @dataclass(frozen=True)
@@ -346,35 +326,6 @@ class _ZlibStage:
 # --------------------------------------------------------------------------- headers
 
 
-def parse_max_age(cache_control: str | None) -> float | None:
-    """Seconds of ``max-age`` in a Cache-Control header, None when it gives none."""
-    if not cache_control:
-        return None
-    directives = [d.strip().lower() for d in cache_control.split(",")]
-    for directive in directives:
-        match = re.fullmatch(r'max-age\s*=\s*"?(\d+)"?', directive)
-        if match:
-            return float(match.group(1))
-    return None
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def _status_error(response: httpx.Response) -> FetchError:
     status = response.status_code
     try:
@@ -391,7 +342,7 @@ def _status_error(response: httpx.Response) -> FetchError:
         kind = FailureKind.HTTP_5XX
     else:
         kind = FailureKind.HTTP_4XX
-    return FetchError(kind, message, retry_after=retry_after)
+    return FetchError(kind, message, status=status, retry_after=retry_after)
 
 
 # --------------------------------------------------------------------------- fetcher
@@ -678,11 +629,8 @@ def _port(url: httpx.URL) -> int:
 __all__ = [
     "FEED_ACCEPT",
     "PAGE_ACCEPT",
-    "FailureKind",
     "FetchResult",
     "Fetcher",
     "blocked_reason",
-    "parse_max_age",
-    "parse_retry_after",
     "system_resolver",
 ]

@@ -18,9 +18,10 @@ from sqlmodel import Session, select
 
 from monitor.alerts.outbox import enqueue_alerts
 from monitor.config import Settings
-from monitor.models import Article, Mention, table_of, utcnow
+from monitor.models import Article, Mention, table_of
 from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
+from monitor.times import utcnow
 
 # Built once: a poll of a thousand feeds asks it a thousand times.
 _ARTICLE = table_of(Article)

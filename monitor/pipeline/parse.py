@@ -6,7 +6,7 @@ response's content type goes along so that it resolves encodings the way HTTP sa
 HTML in titles, summaries and content becomes plain text; dates become aware UTC
 datetimes; links are made absolute against the feed's URL. An ill-formed feed whose
 entries are still readable is accepted with a ``warning``; anything that is not a feed
-raises ``FetchError("not_a_feed")``.
+raises ``FetchError(FailureKind.NOT_A_FEED)``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import html
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ import lxml.etree
 import lxml.html
 
 from monitor.errors import FetchError
+from monitor.outcomes import FailureKind
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 # Root elements of RSS (0.9x, 1.0 as rdf:RDF, 2.0), Atom and CDF documents.
@@ -68,13 +70,13 @@ class ParsedFeed:
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
-    """Parse a fetched feed; raises ``FetchError("not_a_feed" | "parse_error")``."""
+    """Parse a fetched feed; raises ``FetchError`` of kind ``NOT_A_FEED`` or ``PARSE_ERROR``."""
     if not body or not body.strip():
-        raise FetchError("not_a_feed", "empty body")
+        raise FetchError(FailureKind.NOT_A_FEED, "empty body")
     if _looks_like_json(body, content_type):
         return _parse_json_feed(body, url=url)
     if _looks_binary(body):
-        raise FetchError("not_a_feed", f"not a feed ({_media_type(content_type) or 'binary data'})")
+        raise FetchError(FailureKind.NOT_A_FEED, f"not a feed ({_media_type(content_type) or 'binary data'})")
     return _parse_xml_feed(body, url=url, content_type=content_type)
 
 
@@ -95,7 +97,7 @@ def _parse_xml_feed(body: bytes, *, url: str, content_type: str | None) -> Parse
         )
     except Exception as exc:  # feedparser's failures are not a documented tree
         message = f"feed parser failed: {type(exc).__name__}: {exc}"
-        raise FetchError("parse_error", message[:300]) from None
+        raise FetchError(FailureKind.PARSE_ERROR, message[:300]) from None
     feed = parsed.get("feed", {})
     version = parsed.get("version") or ""
     entries = [_entry_from_feedparser(e, url) for e in parsed.get("entries", [])]
@@ -108,7 +110,7 @@ def _parse_xml_feed(body: bytes, *, url: str, content_type: str | None) -> Parse
     if not version and not entries and not looks_like_feed:
         raise _not_a_feed(body, content_type, parsed)
     if not entries and not (title or link) and ill_formed:
-        raise FetchError("parse_error", f"ill-formed feed: {_bozo_message(parsed)}")
+        raise FetchError(FailureKind.PARSE_ERROR, f"ill-formed feed: {_bozo_message(parsed)}")
     warning = f"ill-formed feed: {_bozo_message(parsed)}" if ill_formed else None
     return ParsedFeed(
         title=title,
@@ -122,14 +124,14 @@ def _parse_xml_feed(body: bytes, *, url: str, content_type: str | None) -> Parse
 def _not_a_feed(body: bytes, content_type: str | None, parsed: Any) -> FetchError:
     root = _root_name(body)
     if _FEED_ROOTS.match(root) and _is_ill_formed(parsed):
-        return FetchError("parse_error", f"ill-formed feed: {_bozo_message(parsed)}")
+        return FetchError(FailureKind.PARSE_ERROR, f"ill-formed feed: {_bozo_message(parsed)}")
     if root in ("urlset", "sitemapindex"):
         what = "a sitemap"
     elif root == "html" or re.match(rb"\s*<!doctype\s+html", body[:1024], re.IGNORECASE):
         what = "an HTML page"
     else:
         what = _media_type(content_type) or (f"document <{root}>" if root else "unknown content")
-    return FetchError("not_a_feed", f"not a feed ({what})")
+    return FetchError(FailureKind.NOT_A_FEED, f"not a feed ({what})")
 
 
 def _root_name(body: bytes) -> str:
@@ -269,10 +271,12 @@ def entry_links(body: bytes, *, url: str) -> list[str] | None:
     if not isinstance(root.tag, str):
         return None
     local = lxml.etree.QName(root).localname
+    pick: Callable[[Any], str | None]
     if root.tag == _ATOM + "feed":
         entries, pick = root.findall(_ATOM + "entry"), _atom_link
     elif local in _RSS_ITEM_PARENTS:
-        parent = root.find(_RSS_ITEM_PARENTS[local]) if _RSS_ITEM_PARENTS[local] else root
+        parent_name = _RSS_ITEM_PARENTS[local]
+        parent = root.find(parent_name) if parent_name else root
         if parent is None:
             return None
         entries = [e for e in parent if isinstance(e.tag, str) and lxml.etree.QName(e).localname == "item"]
@@ -319,7 +323,7 @@ def _atom_link(entry: Any) -> str | None:
 
 def _looks_like_json(body: bytes, content_type: str | None) -> bool:
     media = _media_type(content_type)
-    if media and (media.endswith("json") or media.endswith("+json")):
+    if media and media.endswith(("json", "+json")):
         return True
     return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
@@ -329,14 +333,14 @@ def _parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
         data = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         if body.lstrip()[:1] in (b"{", b"["):
-            raise FetchError("parse_error", f"invalid JSON: {exc}") from None
-        raise FetchError("not_a_feed", "not a feed (invalid JSON)") from None
+            raise FetchError(FailureKind.PARSE_ERROR, f"invalid JSON: {exc}") from None
+        raise FetchError(FailureKind.NOT_A_FEED, "not a feed (invalid JSON)") from None
     version = data.get("version") if isinstance(data, dict) else None
     if not (isinstance(version, str) and version.startswith(_JSON_FEED_PREFIX)):
-        raise FetchError("not_a_feed", "not a feed (JSON without a JSON Feed version)")
+        raise FetchError(FailureKind.NOT_A_FEED, "not a feed (JSON without a JSON Feed version)")
     items = data.get("items")
     if not isinstance(items, list):
-        raise FetchError("parse_error", "JSON Feed without an items list")
+        raise FetchError(FailureKind.PARSE_ERROR, "JSON Feed without an items list")
     base = _absolute(data.get("feed_url"), url) or url
     entries = [_json_entry(item, base) for item in items if isinstance(item, dict)]
     skipped = len(items) - len(entries)

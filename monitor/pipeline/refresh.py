@@ -24,16 +24,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
-import os
-import re
-import signal
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -41,18 +35,16 @@ import sqlalchemy as sa
 from monitor.config import Settings
 from monitor.db import session
 from monitor.errors import FetchError
-from monitor.pipeline.extract import Extracted, extract_html
+from monitor.outcomes import FailureKind, PollStatus
+from monitor.pipeline.extract import Extracted
 from monitor.pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult
 from monitor.pipeline.ingest import Archive, Candidate, StoreResult
-from monitor.pipeline.parse import Entry, ParsedFeed, entry_links, parse_feed
-from monitor.pipeline.urls import canonical_url
+from monitor.pipeline.parse import Entry, ParsedFeed
+from monitor.pipeline.pool import CPUPool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Failure kind of an unexpected exception (a bug, the database): recorded like the others.
-INTERNAL = "internal"
 
 
 # ------------------------------------------------------------------------ plain values
@@ -73,12 +65,9 @@ class FeedSnapshot:
 
 
 @dataclass
-class RefreshOutcome:
-    """What happened to one feed in one poll; the worker records it on the feed."""
+class PollCounts:
+    """What polling found and did, counted; a feed's poll and a whole cycle alike."""
 
-    feed_id: int
-    feed_name: str
-    status: str  # ok | not_modified | unchanged | error
     entries_seen: int = 0
     new_entries: int = 0
     stored: int = 0
@@ -86,20 +75,33 @@ class RefreshOutcome:
     alerts: int = 0
     fallbacks: int = 0  # new entries stored from the feed's own content
     skipped: int = 0  # new entries with neither a usable page nor feed content
+
+    def add(self, other: PollCounts) -> None:
+        for counter in fields(PollCounts):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+
+
+@dataclass(kw_only=True)
+class RefreshOutcome(PollCounts):
+    """What happened to one feed in one poll; the worker records it on the feed."""
+
+    feed_id: int
+    feed_name: str
+    status: PollStatus
     # The validators to save once everything is stored (None: keep the stored ones).
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
     max_age: float | None = None
     warning: str | None = None
-    error_kind: str | None = None
+    error_kind: FailureKind | None = None
     error_message: str | None = None
     retry_after: float | None = None
     elapsed: float = 0.0
 
     @property
     def failed(self) -> bool:
-        return self.status == "error"
+        return self.status is PollStatus.ERROR
 
 
 @dataclass(frozen=True)
@@ -108,166 +110,6 @@ class _Page:
 
     extracted: Extracted | None
     problem: str | None = None  # e.g. "http_404", "empty", "no link"
-
-
-@dataclass
-class _Tally:
-    stored: int = 0
-    duplicates: int = 0
-    alerts: int = 0
-    fallbacks: int = 0
-    skipped: int = 0
-    errors: list[BaseException] = field(default_factory=list)
-
-
-# ------------------------------------------------------------- work done in processes
-
-
-def _parse_job(body: bytes, url: str, content_type: str | None) -> tuple[Any, ...]:
-    """Parse and canonicalise in a pool process.
-
-    Returns tuples rather than raising: ``FetchError`` does not survive pickling (its
-    constructor takes keyword arguments), and a tuple keeps the pool's protocol plain.
-    """
-    try:
-        document = parse_feed(body, url=url, content_type=content_type)
-    except FetchError as exc:
-        return ("error", exc.kind, str(exc.args[0]) if exc.args else exc.kind)
-    urls = [canonical_url(e.url, base=url) if e.url else None for e in document.entries]
-    return ("ok", document, urls)
-
-
-def _scan_job(body: bytes, url: str) -> list[str] | None:
-    """The canonical URLs of a well-formed feed's entries, or None when unsure."""
-    links = entry_links(body, url=url)
-    return None if links is None else [canonical_url(link, base=url) for link in links]
-
-
-def _extract_job(body: bytes, url: str, metadata: bool) -> tuple[Extracted | None, str | None]:
-    try:
-        return extract_html(body, url=url, metadata=metadata), None
-    except Exception as exc:  # a page trafilatura chokes on is a page without text
-        return None, f"extraction failed ({type(exc).__name__})"
-
-
-def _init_pool_process(owner: int) -> None:
-    """Pool process initialiser: leave stopping to ``owner``, and exit once it is gone.
-
-    Ctrl-C on a terminal interrupts the whole process group; the worker process shuts
-    its pool down itself, so the pool processes ignore it (instead of each printing a
-    KeyboardInterrupt traceback). A worker killed outright (SIGKILL, the OOM killer)
-    cannot stop its pool, and pool processes started by a fork server never notice on
-    their own: they would wait for work forever, so they watch for it.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(owner, 0)
-            except (ProcessLookupError, PermissionError):  # gone, or its pid another user's now
-                os._exit(0)
-
-    threading.Thread(target=watch, name="monitor-follow-owner", daemon=True).start()
-
-
-def _warm_job() -> int:
-    time.sleep(0.05)  # long enough that concurrent calls need distinct processes
-    return os.getpid()
-
-
-class CPUPool:
-    """The process pool for parsing and extraction, created once per worker process.
-
-    ``workers=0`` means one process per CPU core. Processes are started by a fork
-    server (never forked from the threaded worker itself) that has the pipeline modules
-    imported already. Starting it takes seconds (imports), and the first submission
-    would block while it happens, so it starts in a background thread and calls wait
-    for it without blocking the event loop. A pool broken by a killed child is replaced.
-    """
-
-    def __init__(self, workers: int = 0) -> None:
-        self.workers = workers or os.cpu_count() or 1
-        self._pool: ProcessPoolExecutor | None = None
-        self._ready = threading.Event()
-        self._lock = threading.Lock()
-        self._starting = False
-
-    def start(self) -> None:
-        """Start the processes in the background (idempotent)."""
-        with self._lock:
-            if self._pool is not None or self._starting:
-                return
-            self._starting = True
-        threading.Thread(target=self._start, name="monitor-pool-start", daemon=True).start()
-
-    def _start(self) -> None:
-        pool: ProcessPoolExecutor | None = None
-        try:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-            pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_init_pool_process, initargs=(os.getpid(),)
-            )
-            for future in [pool.submit(_warm_job) for _ in range(self.workers * 2)]:
-                future.result()
-        except BrokenProcessPool:
-            log.warning("the process pool broke while starting; it is replaced on first use")
-        except Exception:
-            log.exception("cannot start the process pool")
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-            pool = None
-        finally:
-            # Waiters are released whatever happened; without a pool they raise.
-            with self._lock:
-                self._pool, self._starting = pool, False
-            self._ready.set()
-
-    def warm_up(self) -> None:
-        """Start the processes and wait until they run."""
-        self.start()
-        self._ready.wait()
-
-    async def _executor(self) -> ProcessPoolExecutor:
-        self.start()
-        if not self._ready.is_set():
-            await asyncio.to_thread(self._ready.wait)
-        pool = self._pool
-        if pool is None:
-            self._ready.clear()  # try again on the next call
-            raise RuntimeError("the process pool could not be started")
-        return pool
-
-    async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(await self._executor(), func, *args)
-        except BrokenProcessPool:
-            log.warning("the process pool broke (a process died); starting a new one")
-            self.close()
-            return await loop.run_in_executor(await self._executor(), func, *args)
-
-    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> tuple[ParsedFeed, list[str | None]]:
-        result = await self._run(_parse_job, body, url, content_type)
-        if result[0] == "error":
-            raise FetchError(result[1], result[2])
-        return result[1], result[2]
-
-    async def scan(self, body: bytes, *, url: str) -> list[str] | None:
-        return await self._run(_scan_job, body, url)
-
-    async def extract(self, body: bytes, *, url: str, metadata: bool = True) -> tuple[Extracted | None, str | None]:
-        return await self._run(_extract_job, body, url, metadata)
-
-    def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-            if not self._starting:
-                self._ready.clear()
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------- the refresher
@@ -292,12 +134,6 @@ def _is_synthetic(url: str) -> bool:
 
 def _is_html(content_type: str | None) -> bool:
     return content_type is None or any(t in content_type.lower() for t in ("html", "xml", "text/plain"))
-
-
-def _problem(exc: FetchError) -> str:
-    """``http_404`` rather than ``http_4xx`` where the status is known: more telling in a note."""
-    status = re.match(r"HTTP (\d{3})\b", str(exc.args[0]) if exc.args else "")
-    return f"http_{status.group(1)}" if exc.kind.startswith("http_") and status else exc.kind
 
 
 def _fallback_text(entry: Entry) -> str | None:
@@ -340,6 +176,11 @@ class Refresher:
         if self._own_db_executor:
             self.db_executor.shutdown(wait=True)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Store under ``settings`` from now on (entities, alert channels); on the database thread."""
+        self.settings = settings
+        self.archive = Archive(settings)
+
     async def refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
         """Poll ``feed`` once; failures come back classified in the outcome."""
         started = time.monotonic()
@@ -347,17 +188,21 @@ class Refresher:
             outcome = await self._refresh(feed)
         except FetchError as exc:
             outcome = RefreshOutcome(
-                feed.id,
-                feed.name,
-                "error",
+                feed_id=feed.id,
+                feed_name=feed.name,
+                status=PollStatus.ERROR,
                 error_kind=exc.kind,
-                error_message=str(exc.args[0]) if exc.args else exc.kind,
+                error_message=exc.message,
                 retry_after=exc.retry_after,
             )
         except Exception as exc:  # a bug or the database: recorded, never fatal
             log.exception("feed %s: unexpected failure", feed.name)
             outcome = RefreshOutcome(
-                feed.id, feed.name, "error", error_kind=INTERNAL, error_message=f"{type(exc).__name__}: {exc}"
+                feed_id=feed.id,
+                feed_name=feed.name,
+                status=PollStatus.ERROR,
+                error_kind=FailureKind.INTERNAL,
+                error_message=f"{type(exc).__name__}: {exc}",
             )
         outcome.elapsed = time.monotonic() - started
         return outcome
@@ -365,12 +210,12 @@ class Refresher:
     async def _refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
         result = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
         if result.not_modified:
-            return self._quiet(feed, "not_modified", result, feed.body_hash)
+            return self._quiet(feed, PollStatus.NOT_MODIFIED, result, feed.body_hash)
         assert result.body is not None
         digest = body_hash(result.body)
         if digest == feed.body_hash:
             # The server ignores conditional requests but sent the same bytes again.
-            return self._quiet(feed, "unchanged", result, digest)
+            return self._quiet(feed, PollStatus.UNCHANGED, result, digest)
         links = await self.pool.scan(result.body, url=result.url)
         if links is not None and not set(links) - await self.db(self._known_urls, links):
             # A changed feed that lists only stories already stored: no full parse.
@@ -379,34 +224,30 @@ class Refresher:
         entries = self._entries(feed, document, urls)
         known = await self.db(self._known_urls, list(entries))
         new = {url: entry for url, entry in entries.items() if url not in known}
-        tally = await self._ingest_all(feed, new)
-        if tally.errors:
-            # Keep the old validators: what was not stored is tried again next time.
-            raise tally.errors[0]
-        return RefreshOutcome(
-            feed.id,
-            feed.name,
-            "ok",
+        outcome = RefreshOutcome(
+            feed_id=feed.id,
+            feed_name=feed.name,
+            status=PollStatus.OK,
             entries_seen=len(document.entries),
             new_entries=len(new),
-            stored=tally.stored,
-            duplicates=tally.duplicates,
-            alerts=tally.alerts,
-            fallbacks=tally.fallbacks,
-            skipped=tally.skipped,
             etag=result.etag,
             last_modified=result.last_modified,
             body_hash=digest,
             max_age=result.max_age,
             warning=document.warning,
         )
+        errors = await self._ingest_all(feed, new, outcome)
+        if errors:
+            # Keep the old validators: what was not stored is tried again next time.
+            raise errors[0]
+        return outcome
 
     @staticmethod
     def _known_only(feed: FeedSnapshot, result: FetchResult, digest: str, *, entries: int) -> RefreshOutcome:
         return RefreshOutcome(
-            feed.id,
-            feed.name,
-            "ok",
+            feed_id=feed.id,
+            feed_name=feed.name,
+            status=PollStatus.OK,
             entries_seen=entries,
             etag=result.etag,
             last_modified=result.last_modified,
@@ -415,11 +256,11 @@ class Refresher:
         )
 
     @staticmethod
-    def _quiet(feed: FeedSnapshot, status: str, result: FetchResult, digest: str | None) -> RefreshOutcome:
+    def _quiet(feed: FeedSnapshot, status: PollStatus, result: FetchResult, digest: str | None) -> RefreshOutcome:
         return RefreshOutcome(
-            feed.id,
-            feed.name,
-            status,
+            feed_id=feed.id,
+            feed_name=feed.name,
+            status=status,
             etag=result.etag or feed.etag,
             last_modified=result.last_modified or feed.last_modified,
             body_hash=digest,
@@ -444,20 +285,21 @@ class Refresher:
 
     # ------------------------------------------------------------------- new entries
 
-    async def _ingest_all(self, feed: FeedSnapshot, new: dict[str, Entry]) -> _Tally:
-        tally = _Tally()
+    async def _ingest_all(self, feed: FeedSnapshot, new: dict[str, Entry], tally: PollCounts) -> list[Exception]:
+        """Store the new entries, counting into ``tally``; the exceptions of those that failed."""
         results = await asyncio.gather(
             *(self._ingest(feed, url, entry, tally) for url, entry in new.items()),
             return_exceptions=True,
         )
+        errors: list[Exception] = []
         for result in results:
-            if isinstance(result, asyncio.CancelledError):
+            if isinstance(result, Exception):
+                errors.append(result)
+            elif isinstance(result, BaseException):  # cancelled: the whole refresh is
                 raise result
-            if isinstance(result, BaseException):
-                tally.errors.append(result)
-        return tally
+        return errors
 
-    async def _ingest(self, feed: FeedSnapshot, url: str, entry: Entry, tally: _Tally) -> None:
+    async def _ingest(self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts) -> None:
         shared = self._inflight.get(url)
         if shared is not None:
             # Another feed of this process is storing the same story right now.
@@ -480,7 +322,7 @@ class Refresher:
             tally.alerts += result.alerts
 
     async def _fetch_extract_store(
-        self, feed: FeedSnapshot, url: str, entry: Entry, tally: _Tally
+        self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts
     ) -> StoreResult | None:
         async with self._page_slots:
             page = await self._page(url, entry)
@@ -498,7 +340,7 @@ class Refresher:
         try:
             result = await self.fetcher.fetch(url, accept=PAGE_ACCEPT)
         except FetchError as exc:
-            return _Page(None, _problem(exc))
+            return _Page(None, exc.problem)
         if not result.body or not _is_html(result.content_type):
             return _Page(None, "empty" if not result.body else "not_html")
         # trafilatura's metadata search costs a third of the extraction; the entry's
@@ -533,11 +375,4 @@ class Refresher:
         )
 
 
-__all__ = [
-    "INTERNAL",
-    "CPUPool",
-    "FeedSnapshot",
-    "RefreshOutcome",
-    "Refresher",
-    "body_hash",
-]
+__all__ = ["FeedSnapshot", "PollCounts", "RefreshOutcome", "Refresher", "body_hash"]
