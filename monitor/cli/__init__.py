@@ -3,23 +3,31 @@
 Each area of the product adds its commands from its own module (``archive``,
 ``search``, ``feeds``, ``alerts``, ``serve``). Every command takes ``--config``; any
 ``MonitorError`` becomes one line on stderr and a non-zero exit, never a traceback.
+
+A command's module is imported only when that command runs (``COMMANDS`` says where
+each one is and what ``monitor --help`` says of it), and heavy libraries only where
+they are used, so that ``monitor --help`` starts at once and ``monitor search`` does
+not pay for trafilatura, alembic or the API.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
-import sqlalchemy as sa
 
-from monitor.config import Settings, load_settings
-from monitor.db import make_engine, require_current_schema
 from monitor.errors import DatabaseError, MonitorError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from monitor.config import Settings
 
 
 class App:
@@ -33,6 +41,8 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from monitor.config import load_settings
+
             self._settings = load_settings(self.config_path, os.environ)
             logging.basicConfig(
                 level=self._settings.log_level.upper(),
@@ -50,6 +60,8 @@ class App:
     def engine(self) -> sa.Engine:
         """The engine of a database whose schema is current."""
         if self._engine is None:
+            from monitor.db import make_engine, require_current_schema
+
             engine = make_engine(self.settings.database_url)
             require_current_schema(engine)
             self._engine = engine
@@ -58,6 +70,8 @@ class App:
     def raw_engine(self) -> sa.Engine:
         """The engine without the schema check (for ``init``)."""
         if self._engine is None:
+            from monitor.db import make_engine
+
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
@@ -101,12 +115,67 @@ def command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[..., Any]
         def run(ctx: click.Context, /, *a: Any, **kw: Any) -> Any:
             return func(app_for(ctx), *a, **kw)
 
-        return config_option(group.command(*args, **kwargs)(run))
+        registered: click.Command = group.command(*args, **kwargs)(run)
+        return config_option(registered)
 
     return decorate
 
 
-class MonitorGroup(click.Group):
+class Lazy(NamedTuple):
+    """Where a command is (``module:attribute``) and its one-line summary."""
+
+    target: str
+    summary: str
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use.
+
+    ``--help`` lists them from their summaries without importing anything; the
+    summaries repeat the first sentence of each command's help (a test holds them
+    equal).
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, Lazy] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            self.add_command(self._load(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, cmd_name: str) -> click.Command:
+        module_name, attribute = self.lazy_commands[cmd_name].target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module_name}:{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.commands or name not in self.lazy_commands:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+            else:
+                # Shortened exactly as click shortens a loaded command's help.
+                command = click.Command(name, help=self.lazy_commands[name].summary)
+            rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class MonitorGroup(LazyGroup):
     """Turns every ``MonitorError`` into one line on stderr and its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -115,16 +184,53 @@ class MonitorGroup(click.Group):
         except MonitorError as exc:
             click.echo(f"monitor: error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except sa.exc.OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            click.echo(f"monitor: error: {DatabaseError(f'database error: {reason}')}", err=True)
-            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("monitor: interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            # A database that went away mid-command; SQLAlchemy is only loaded (and its
+            # errors only possible) when the command used a database.
+            if "sqlalchemy.exc" not in sys.modules:
+                raise
+            import sqlalchemy as sa
+
+            if not isinstance(exc, sa.exc.OperationalError):
+                raise
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            click.echo(f"monitor: error: {DatabaseError(f'database error: {reason}')}", err=True)
+            sys.exit(1)
 
 
-@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+_FEEDS_SUMMARY = "Show every feed's health: status, last success, errors, next poll, articles."
+
+# Every command of ``monitor``: where it is defined, and the first sentence of its help.
+COMMANDS = {
+    "alerts": Lazy(
+        "monitor.cli.alerts:alerts", "List pending, failed and sent alerts, newest first, and each channel's state."
+    ),
+    "analyze": Lazy(
+        "monitor.cli.archive:analyze", "Extract, dedup and match local .txt/.html files without storing anything."
+    ),
+    "feeds": Lazy("monitor.cli.feeds:feeds", _FEEDS_SUMMARY),
+    "import": Lazy(
+        "monitor.cli.archive:import_files", "Store local .txt/.html files as archived articles (backfills)."
+    ),
+    "init": Lazy("monitor.cli.archive:init", "Create or upgrade the schema and load the seed corpus."),
+    "poll": Lazy("monitor.cli.feeds:poll", "Poll every active feed once, deliver due alerts, print a summary, exit."),
+    "run": Lazy(
+        "monitor.cli.feeds:run", "Run the daemon: poll every feed on its interval, send alerts, until SIGTERM/SIGINT."
+    ),
+    "search": Lazy("monitor.cli.search:search", "List archived articles matching QUERY, newest first."),
+    "serve": Lazy("monitor.cli.serve:serve", "Serve the HTTP API, the Atom feed of mentions and the search page."),
+    "status": Lazy("monitor.cli.feeds:feeds", _FEEDS_SUMMARY),
+}
+
+
+@click.group(
+    cls=MonitorGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @config_option
 @click.version_option(package_name="news-monitor")
 def main() -> None:
@@ -137,18 +243,3 @@ def main() -> None:
       monitor run                       # the daemon
       monitor search "Almaty" --json    # query the archive
     """
-
-
-def _register() -> None:
-    # Imported for their side effect of adding commands to ``main``.
-    from monitor.cli import archive  # noqa: F401
-
-    for name in ("search", "feeds", "alerts", "serve"):
-        try:
-            __import__(f"monitor.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"monitor.cli.{name}":
-                raise
-
-
-_register()
