@@ -1,20 +1,32 @@
-"""Engines, sessions and schema migrations. Nothing runs at import time."""
+"""Engines, sessions and schema migrations. Nothing runs at import time.
+
+Alembic is imported only to migrate (``upgrade_schema``): the schema check every
+command makes reads the revision in the database and the newest revision of the
+migration scripts directly, which costs a query and a few file reads instead of
+loading alembic's machinery.
+"""
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from alembic import command
 from monitor.errors import DatabaseError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Alembic's bookkeeping table: one row, the revision the schema is at.
+VERSION_TABLE = "alembic_version"
+# ``revision: str = "0002"`` and ``down_revision: str | None = "0001"`` in a migration.
+_REVISION_RE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*([^#\n]*)", re.MULTILINE)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -38,20 +50,82 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
+def describe_database(url: str) -> str:
+    """The database as a user is told of it: the URL, password hidden, an SQLite file absolute."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return parsed.render_as_string(hide_password=True)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        database = str(Path(database).absolute())
+    query = url.partition("?")[2]
+    return f"{parsed.drivername}://" + (f"/{database}" if database else "") + (f"?{query}" if query else "")
+
+
 def session(engine: Engine) -> Session:
     """A session whose objects stay readable after commit."""
     return Session(engine, expire_on_commit=False)
 
 
+def _migrations_root() -> Path:
+    """The directory of ``alembic.ini`` and ``alembic/``: beside the package, else the working one."""
+    for root in (_PROJECT_ROOT, Path.cwd()):
+        if (root / "alembic.ini").exists() and (root / "alembic").is_dir():
+            return root
+    raise DatabaseError("cannot find alembic.ini and alembic/ (run from the project directory)")
+
+
 def alembic_config() -> AlembicConfig:
     """Alembic's configuration, found beside the package or in the working directory."""
-    for root in (_PROJECT_ROOT, Path.cwd()):
-        ini = root / "alembic.ini"
-        if ini.exists() and (root / "alembic").is_dir():
-            config = AlembicConfig(str(ini))
-            config.set_main_option("script_location", str(root / "alembic"))
-            return config
-    raise DatabaseError("cannot find alembic.ini and alembic/ (run from the project directory)")
+    from alembic.config import Config as AlembicConfig
+
+    root = _migrations_root()
+    config = AlembicConfig(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "alembic"))
+    return config
+
+
+def head_revisions(versions: Path) -> set[str] | None:
+    """The newest revisions of the migration scripts in ``versions``, read as text.
+
+    Each script names its ``revision`` and its ``down_revision`` (None, one, or a
+    tuple for a merge); the heads are the revisions no script names as its parent.
+    None when a script is not written that plainly: then only alembic can tell.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = dict(_REVISION_RE.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in found:
+            continue  # not a migration script
+        try:
+            revision = ast.literal_eval(found["revision"].strip())
+            parent = ast.literal_eval(found.get("down_revision", "None").strip())
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str):
+            return None
+        if isinstance(parent, str):
+            parents.add(parent)
+        elif isinstance(parent, tuple | list) and all(isinstance(p, str) for p in parent):
+            parents.update(parent)
+        elif parent is not None:
+            return None
+        revisions.add(revision)
+    return revisions - parents
+
+
+def script_head() -> str:
+    """The newest revision of the migration scripts (the one ``upgrade_schema`` goes to)."""
+    heads = head_revisions(_migrations_root() / "alembic" / "versions")
+    if heads is not None and len(heads) == 1:
+        return heads.pop()
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise DatabaseError("the migration scripts have no revision")
+    return head
 
 
 def _connect(engine: Engine) -> sa.Connection:
@@ -64,6 +138,8 @@ def _connect(engine: Engine) -> sa.Connection:
 
 def upgrade_schema(engine: Engine) -> None:
     """Create or upgrade the schema to the newest migration."""
+    from alembic import command
+
     config = alembic_config()
     with _connect(engine) as connection:
         config.attributes["connection"] = connection
@@ -72,13 +148,19 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 def schema_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at; None before the first migration."""
     with _connect(engine) as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not sa.inspect(connection).has_table(VERSION_TABLE):
+            return None
+        rows = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(rows) > 1:
+        raise DatabaseError(f"the database is at several schema revisions at once: {', '.join(sorted(rows))}")
+    return str(rows[0]) if rows else None
 
 
 def require_current_schema(engine: Engine) -> None:
     """Raise a clear error unless the schema is at the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = script_head()
     current = schema_revision(engine)
     if current is None:
         raise DatabaseError("the database has no schema yet: run `monitor init`")
