@@ -6,6 +6,14 @@ Precedence, lowest first: built-in defaults, the YAML file, ``MONITOR_<KEY>`` va
 secrets stay out of the file. Any problem becomes a ``ConfigError`` whose message is
 one line naming the key.
 
+Relative paths — the file of an SQLite ``database_url``, ``seeds_dir`` and
+``alerts.email.ca_file`` — are taken from the directory of the file that gives them, so
+a configuration means the same database whatever directory the command runs in (the
+shipped ``config/monitor.yaml`` says ``sqlite:///../data/monitor.db``: the project's
+``data/``). A relative path given by a ``MONITOR_*`` variable is taken from the current
+directory, as any path typed in a shell is, and so are the built-in defaults
+(``sqlite:///data/monitor.db``, ``seeds``), which apply when neither gives the key.
+
 Nothing here reads the environment implicitly: ``load_settings`` takes the mapping to
 read, and callers pass ``os.environ`` once, at the edge (the CLI).
 """
@@ -38,6 +46,8 @@ DEFAULT_CONFIG_PATH = Path("config/monitor.yaml")
 ENV_PREFIX = "MONITOR_"
 # Variables with the prefix that are not configuration keys.
 ENV_NOT_KEYS = {"MONITOR_CONFIG"}
+# The settings that are paths, relative ones being resolved on load (see above).
+PATH_KEYS = (("database_url",), ("seeds_dir",), ("alerts", "email", "ca_file"))
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -334,7 +344,7 @@ class Settings(_Strict):
         if url.startswith("postgresql://"):
             # Use psycopg 3, the driver we ship, for a bare postgresql:// URL.
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        if not (url.startswith("sqlite:") or url.startswith("postgresql+psycopg:")):
+        if not url.startswith(("sqlite:", "postgresql+psycopg:")):
             raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
         return url
 
@@ -382,6 +392,46 @@ def _expand(value: Any, env: Mapping[str, str], key: str) -> Any:
     return value
 
 
+def _absolute_sqlite_url(url: str, base: Path) -> str:
+    if not url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # malformed: left as it is, for the engine to report
+        return url
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str((base / database).resolve())).render_as_string(hide_password=False)
+
+
+def _absolute(key: tuple[str, ...], value: Any, base: Path) -> Any:
+    if key == ("database_url",):
+        return _absolute_sqlite_url(value, base) if isinstance(value, str) else value
+    if isinstance(value, str | Path) and str(value) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
+
+
+def _resolve_paths(value: Any, at: tuple[str, ...], base: Path) -> Any:
+    """``value``, the configuration at key path ``at``, with relative paths made absolute against ``base``."""
+    for key in PATH_KEYS:
+        if key[: len(at)] != at:
+            continue
+        rest = key[len(at) :]
+        if not rest:
+            return _absolute(key, value, base)
+        node = value
+        for part in rest[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and rest[-1] in node:
+            node[rest[-1]] = _absolute(key, node[rest[-1]], base)
+    return value
+
+
 def _env_value(raw: str) -> Any:
     # Structured values (lists, mappings) are written as YAML flow: "[a, b]".
     if raw.strip()[:1] in ("[", "{"):
@@ -408,7 +458,7 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[s
                 raise ConfigError(f"config: {name}: {part} is not a section")
             node = child
         try:
-            node[path[-1]] = _env_value(env[name])
+            node[path[-1]] = _resolve_paths(_env_value(env[name]), tuple(path), Path.cwd())
         except ConfigError as exc:
             raise ConfigError(f"config: {name}: {exc}") from None
     return data
@@ -457,6 +507,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(f"config: {config_path}: the top level must be a mapping of keys")
     data = _expand(data, env, "")
+    data = _resolve_paths(data, (), config_path.absolute().parent)
     data = _apply_env_overrides(data, env)
     try:
         return Settings.model_validate(data)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from monitor.config import DEFAULT_ENTITIES, Settings, load_settings, parse_duration
+from monitor.db import describe_database
 from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_shipped_default_config_is_valid() -> None:
     settings = load_settings(ROOT / "config" / "monitor.yaml", {})
-    assert settings.database_url == "sqlite:///data/monitor.db"
+    # Relative to config/: the project's data/ and seeds/, from whatever directory.
+    assert settings.database_url == f"sqlite:///{ROOT / 'data' / 'monitor.db'}"
+    assert settings.seeds_dir == ROOT / "seeds"
     assert settings.feeds, "the default config should watch some feeds"
     assert {e.name for e in settings.entities} == {"CSTO", "Nazarbayev", "Almaty"}
     # The file and the built-in defaults list the same aliases.
@@ -59,7 +65,7 @@ def test_variables_are_expanded(config_file: Callable[..., Path]) -> None:
     )
     settings = load_settings(path, {"HOOK_SECRET": "s3cret"})
     assert settings.alerts.webhooks[0].secret == "s3cret"
-    assert settings.database_url == "sqlite:///x.db"
+    assert settings.database_url == f"sqlite:///{path.parent.resolve() / 'x.db'}"
 
 
 @pytest.mark.parametrize(
@@ -103,3 +109,114 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     settings = load_settings(None, {})
     assert settings == Settings()
     assert [e.name for e in settings.entities] == ["CSTO", "Nazarbayev", "Almaty"]
+
+
+# ------------------------------------------------------------------ relative paths
+
+
+def _project(root: Path, config_text: str) -> Path:
+    """A project directory: config/monitor.yaml (``config_text``) and seeds/ with one text."""
+    (root / "config").mkdir(parents=True)
+    (root / "seeds").mkdir()
+    (root / "seeds" / "one.txt").write_text("Almaty\n\nA seed text about Almaty.\n", encoding="utf-8")
+    config = root / "config" / "monitor.yaml"
+    config.write_text(config_text, encoding="utf-8")
+    return config
+
+
+def test_relative_paths_in_the_file_are_taken_from_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _project(
+        tmp_path / "project",
+        "database_url: sqlite:///../data/monitor.db\nseeds_dir: ../seeds\n"
+        "alerts:\n  email:\n    sender: a@b.example\n    recipients: [c@d.example]\n    ca_file: certs/ca.pem\n",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(Path("../project/config/monitor.yaml"), {})
+    project = (tmp_path / "project").resolve()
+    assert settings.database_url == f"sqlite:///{project / 'data' / 'monitor.db'}"
+    assert settings.seeds_dir == project / "seeds"
+    assert settings.alerts.email is not None
+    assert settings.alerts.email.ca_file == project / "config" / "certs" / "ca.pem"
+    # The same through $MONITOR_CONFIG, and through a ${VAR} expanded in the file.
+    assert load_settings(None, {"MONITOR_CONFIG": str(config)}).database_url == settings.database_url
+    config.write_text("database_url: ${DB:-sqlite:///x.db}\n", encoding="utf-8")
+    assert load_settings(config, {}).database_url == f"sqlite:///{project / 'config' / 'x.db'}"
+
+
+def test_relative_paths_in_variables_are_taken_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _project(tmp_path / "project", "database_url: sqlite:///../data/monitor.db\nseeds_dir: ../seeds\n")
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "MONITOR_DATABASE_URL": "sqlite:///here.db?timeout=5",
+        "MONITOR_SEEDS_DIR": "my-seeds",
+        "MONITOR_ALERTS__EMAIL": "{sender: a@b.example, recipients: [c@d.example], ca_file: ca.pem}",
+    }
+    settings = load_settings(config, env)
+    here = tmp_path.resolve()
+    assert settings.database_url == f"sqlite:///{here / 'here.db'}?timeout=5"
+    assert settings.seeds_dir == here / "my-seeds"
+    assert settings.alerts.email is not None and settings.alerts.email.ca_file == here / "ca.pem"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:////srv/monitor/monitor.db",
+        "sqlite:///file:monitor.db?mode=ro&uri=true",
+        "postgresql+psycopg://monitor:secret@db/monitor",
+    ],
+)
+def test_urls_without_a_relative_file_are_left_as_they_are(config_file: Callable[..., Path], url: str) -> None:
+    assert load_settings(config_file(f"database_url: '{url}'\n"), {}).database_url == url
+
+
+def test_a_command_run_elsewhere_uses_the_database_beside_its_configuration(tmp_path: Path) -> None:
+    config = _project(
+        tmp_path / "project", "database_url: sqlite:///../data/monitor.db\nseeds_dir: ../seeds\nfeeds: []\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "MONITOR_CONFIG": str(config)}
+    monitor = [sys.executable, "-c", "import sys; from monitor.cli import main; sys.exit(main())"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*monitor, *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+
+    database = (tmp_path / "project" / "data" / "monitor.db").resolve()
+    init = run("init")
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.splitlines()[0] == f"database: sqlite:///{database}"
+    assert "1 new seed text(s)" in init.stdout
+    assert database.exists()
+    feeds = run("feeds")
+    assert feeds.returncode == 0, feeds.stderr
+    assert feeds.stdout.splitlines()[0] == f"database: sqlite:///{database}"
+    search = run("search", "Almaty")
+    assert search.returncode == 0, search.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing created where the command ran
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://monitor:s3cret@db:5432/monitor", "postgresql+psycopg://monitor:***@db:5432/monitor"),
+        ("postgresql+psycopg://monitor@db/monitor", "postgresql+psycopg://monitor@db/monitor"),
+        ("sqlite:////srv/monitor.db", "sqlite:////srv/monitor.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ],
+)
+def test_the_database_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert describe_database(url) == shown
+
+
+def test_a_relative_sqlite_file_is_shown_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert describe_database("sqlite:///data/monitor.db") == f"sqlite:///{Path.cwd() / 'data' / 'monitor.db'}"

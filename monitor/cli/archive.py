@@ -11,7 +11,7 @@ import click
 import sqlalchemy as sa
 
 from monitor.cli import App, command, main
-from monitor.db import schema_revision, session, upgrade_schema
+from monitor.db import describe_database, schema_revision, session, upgrade_schema
 from monitor.errors import DatabaseError, InputError, MonitorError
 from monitor.pipeline.extract import Extracted, read_file
 from monitor.pipeline.ingest import Analysis, Archive, Candidate
@@ -48,6 +48,7 @@ def init(app: App, wait: float) -> None:
       monitor init
       MONITOR_DATABASE_URL=postgresql+psycopg://monitor@db/monitor monitor init --wait 60
     """
+    click.echo(f"database: {describe_database(app.settings.database_url)}")
     engine = app.raw_engine()
     if wait:
         _wait_for_database(engine, wait)
