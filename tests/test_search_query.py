@@ -8,15 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import QueryError
-from monitor.search import (
-    MAX_QUERY_LENGTH,
-    Phrase,
-    Query,
-    decode_cursor,
-    encode_cursor,
-    parse_query,
-    parse_time,
-)
+from monitor.query import MAX_QUERY_LENGTH, Phrase, Query, parse_query, parse_time
+from monitor.search import decode_cursor, encode_cursor
 
 NOW = datetime(2022, 1, 10, 12, 30, tzinfo=UTC)
 

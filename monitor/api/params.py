@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.search import DEFAULT_LIMIT, SearchFilters, parse_time
+from monitor.query import parse_time
+from monitor.search import DEFAULT_LIMIT, SearchFilters
 
 
 def _given(value: str | None) -> str | None:

@@ -11,7 +11,8 @@ from monitor.cli import App, command, main
 from monitor.db import session
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
-from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, parse_time, search_articles
+from monitor.query import parse_time
+from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_articles
 
 
 # Unknown options pass through as query words, so that an exclusion can start the
