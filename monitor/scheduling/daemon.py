@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -37,37 +38,36 @@ from monitor.scheduling.worker import Worker
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 ALERT_EVERY = 30.0  # seconds between two alert deliveries
 CONFIG_EVERY = 300.0  # seconds between two reloads of the configuration
 
 
 def changes(old: Settings, new: Settings) -> list[str]:
     """What a reload changes, in words; the feeds' changes are told by their sync."""
-    said = []
-    old_channels = {c.key: c for c in old.alerts.channels}
-    new_channels = {c.key: c for c in new.alerts.channels}
-    for verb, keys in (
-        ("added", new_channels.keys() - old_channels.keys()),
-        ("removed", old_channels.keys() - new_channels.keys()),
-        ("changed", {k for k in new_channels.keys() & old_channels.keys() if new_channels[k] != old_channels[k]}),
-    ):
-        if keys:
-            said.append(f"alert channels {verb}: {', '.join(sorted(keys))}")
-    if new.alerts.model_dump(exclude={"email", "webhooks"}) != old.alerts.model_dump(exclude={"email", "webhooks"}):
+    said = _keyed_changes("alert channels", old.alerts.channels, new.alerts.channels, key=lambda c: c.key)
+    said += _keyed_changes("entities", old.entities, new.entities, key=lambda e: e.name)
+    channels = {"email", "webhooks"}
+    if new.alerts.model_dump(exclude=channels) != old.alerts.model_dump(exclude=channels):
         said.append("alert settings changed")
-    old_entities = {e.name: e for e in old.entities}
-    new_entities = {e.name: e for e in new.entities}
-    for verb, names in (
-        ("added", new_entities.keys() - old_entities.keys()),
-        ("removed", old_entities.keys() - new_entities.keys()),
-        ("changed", {n for n in new_entities.keys() & old_entities.keys() if new_entities[n] != old_entities[n]}),
-    ):
-        if names:
-            said.append(f"entities {verb}: {', '.join(sorted(names))}")
     if new.dedup != old.dedup:
         said.append("dedup settings changed")
     if new.poll != old.poll:
         said.append("poll settings changed (they take effect at the next start)")
+    return said
+
+
+def _keyed_changes(what: str, old: Sequence[T], new: Sequence[T], *, key: Callable[[T], str]) -> list[str]:
+    before, after = {key(item): item for item in old}, {key(item): item for item in new}
+    said = []
+    for verb, keys in (
+        ("added", after.keys() - before.keys()),
+        ("removed", before.keys() - after.keys()),
+        ("changed", {k for k in after.keys() & before.keys() if after[k] != before[k]}),
+    ):
+        if keys:
+            said.append(f"{what} {verb}: {', '.join(sorted(keys))}")
     return said
 
 
