@@ -20,6 +20,10 @@ Failures: transient ones back off exponentially with jitter (or as ``Retry-After
 says) until ``alerts.give_up_after`` has passed since the alert was queued; permanent
 ones mark the alert failed with the reason; HTTP 410 disables the channel (its alerts
 stay pending until ``monitor alerts retry`` re-enables it).
+
+One module, past the house's usual size, because a round's steps (claim, order, fix the
+message id, send, mark) share one transaction discipline that is easier to check read
+together than spread over files.
 """
 
 from __future__ import annotations

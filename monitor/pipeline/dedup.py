@@ -62,6 +62,10 @@ smallest hashes, a consistent sample), at most ``DedupSettings.max_candidates`` 
 are verified, and alignment works on at most ``MAX_ALIGN_SHINGLES`` shingles per side
 (a longer known text is aligned on the window that shares most shingles with the new
 text).
+
+Shingling, the fingerprint index and the verdict stay in one module, past the house's
+usual size: the thresholds of the verdict only mean something for the way the index
+samples and the alignment counts, and the three are tuned together on the gate above.
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ and feminine-only forms (``Назарбаевых``, ``Назарбаевой``)
 Hits inside URLs, e-mail addresses and host names (``almaty.kz``) are not mentions in
 prose and are skipped. When hits overlap the longest wins; two entities sharing an
 alias: the first one configured wins.
+
+One module, past the house's usual size: the automaton, the word boundaries and the
+case endings above are one algorithm, and most of the length is the rules' tables.
 """
 
 from __future__ import annotations
