@@ -273,7 +273,7 @@ def _snippets(session: Session, ids: list[int], query: Query | None, dialect: st
         rows = session.exec(
             select(Article.id, sa.func.substr(Article.text, 1, SNIPPET_CHARS * 2)).where(col(Article.id).in_(ids))
         )
-        return {stored_id(article_id): _text_start(text or "") for article_id, text in rows}
+        return {stored_id(article_id): lead(text or "") for article_id, text in rows}
     if dialect == "sqlite":
         statement: Any = sa.text(
             "SELECT rowid, snippet(article_fts, :column, '', '', '…', :tokens) FROM article_fts "
@@ -302,12 +302,13 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def _text_start(text: str) -> str:
-    text = _squash(text)
-    if len(text) <= SNIPPET_CHARS:
+def lead(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The start of ``text`` cut at a word: the snippet of an article when nothing else fits."""
+    text = _squash(text[: limit * 4])
+    if len(text) <= limit:
         return text
-    cut = text.rfind(" ", 0, SNIPPET_CHARS)
-    return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + "…"
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip() + "…"
 
 
 def _query_error(exc: sa.exc.DBAPIError) -> QueryError | None:

@@ -16,16 +16,7 @@ from sqlmodel import Session, col, select
 from monitor.api.schemas import ArticleDetail, FeedOut, MentionOut
 from monitor.health import feed_health
 from monitor.models import Article, Feed, Mention, Seed, stored_id
-from monitor.search import SNIPPET_CHARS, article_summary, duplicate_label
-
-
-def _lead(text: str) -> str:
-    """The start of ``text`` cut at a word: the snippet of an article without mentions."""
-    text = " ".join(text[: SNIPPET_CHARS * 2].split())
-    if len(text) <= SNIPPET_CHARS:
-        return text
-    cut = text.rfind(" ", 0, SNIPPET_CHARS)
-    return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + "…"
+from monitor.search import article_summary, duplicate_label, lead
 
 
 def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None:
@@ -41,7 +32,7 @@ def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None
         feed=feed.name if feed else None,
         entities=(m.entity for m in mentions),
         duplicate_of=duplicate_label(article, seed.name if seed else None),
-        snippet=mentions[0].snippet if mentions else _lead(article.text),
+        snippet=mentions[0].snippet if mentions else lead(article.text),
     )
     return ArticleDetail(
         **summary.model_dump(),
