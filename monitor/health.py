@@ -8,39 +8,39 @@ synced yet (no daemon or poll has run since) show as ``new``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, select
 
 from monitor.config import Settings
-from monitor.models import Feed
+from monitor.models import Feed, UTCTimestamp
 from monitor.outcomes import FeedStatus
-from monitor.times import iso, utcnow
+from monitor.times import utcnow
 
 
-@dataclass(frozen=True)
-class FeedHealth:
+class FeedHealth(BaseModel):
+    """A feed with its polling health (``/api/feeds`` returns these as they are)."""
+
+    model_config = ConfigDict(frozen=True)
+
     name: str
     url: str
     active: bool
     status: str
-    last_polled_at: datetime | None = None
-    last_success_at: datetime | None = None
+    last_polled_at: UTCTimestamp | None = None
+    last_success_at: UTCTimestamp | None = None
     error_count: int = 0
     error_kind: str | None = None
     error_message: str | None = None
-    next_poll_at: datetime | None = None
+    next_poll_at: UTCTimestamp | None = None
     articles_stored: int = 0
     entries_seen: int = 0
     polling_by: str | None = None  # the worker holding the feed's lease right now
 
     def as_json(self) -> dict[str, Any]:
-        shown = asdict(self)
-        for key in ("last_polled_at", "last_success_at", "next_poll_at"):
-            shown[key] = iso(shown[key])
-        return shown
+        return self.model_dump(mode="json")
 
 
 def feed_health(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.api.schemas import ArticleDetail, FeedOut, MentionOut
-from monitor.health import feed_health
+from monitor.api.schemas import ArticleDetail, MentionOut
+from monitor.health import FeedHealth, feed_health
 from monitor.models import Article, Feed, Mention, Seed, stored_id
 from monitor.search import article_summary, duplicate_label, lead
 
@@ -44,8 +44,8 @@ def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None
     )
 
 
-def list_feeds(session: Session) -> list[FeedOut]:
-    return [FeedOut.model_validate(feed) for feed in feed_health(session)]
+def list_feeds(session: Session) -> list[FeedHealth]:
+    return feed_health(session)
 
 
 @dataclass(frozen=True)

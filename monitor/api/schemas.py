@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from monitor.models import ArticleSummary, UTCTimestamp
+from monitor.models import ArticleSummary
 
 
 class Problem(BaseModel):
@@ -42,23 +42,3 @@ class ArticleDetail(ArticleSummary):
     language: str | None = None
     similarity: float | None = None
     mentions: list[MentionOut]
-
-
-class FeedOut(BaseModel):
-    """A configured feed with its polling health."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    name: str
-    url: str
-    active: bool
-    status: str
-    last_polled_at: UTCTimestamp | None = None
-    last_success_at: UTCTimestamp | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_count: int
-    next_poll_at: UTCTimestamp | None = None
-    articles_stored: int
-    entries_seen: int = 0
-    polling_by: str | None = None

@@ -11,14 +11,14 @@ from monitor.api import atom
 from monitor.api.deps import ServicesDep, SessionDep, require_token
 from monitor.api.errors import PROBLEMS
 from monitor.api.queries import list_feeds, recent_mentions, stored_entity_names
-from monitor.api.schemas import FeedOut
+from monitor.health import FeedHealth
 
 api_router = APIRouter(prefix="/api/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)
 atom_router = APIRouter(prefix="/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)
 
 
-@api_router.get("", response_model=list[FeedOut])
-def feeds(db: SessionDep) -> list[FeedOut]:
+@api_router.get("", response_model=list[FeedHealth])
+def feeds(db: SessionDep) -> list[FeedHealth]:
     """Every feed with its last poll, status and current error, by name."""
     return list_feeds(db)
 
