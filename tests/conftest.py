@@ -1,4 +1,6 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL), settings, paths.
+"""Shared fixtures: real databases (SQLite and PostgreSQL), settings, the CLI.
+
+Plain helpers (servers, feeds, paths, the corpus) are in ``tests/support/``.
 
 PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server with trust
 auth). Each test gets its own database, cloned from a template migrated once per run.
@@ -18,15 +20,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.db import make_engine, upgrade_schema
-
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS_DIR = ROOT / "seeds"
-SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
-PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REQUIRE_PG = os.environ.get("TEST_REQUIRE_POSTGRES") == "1"
-ENGINES = ["sqlite", "postgresql"]
+from tests.support.databases import ENGINES, PG_SERVER_URL, REQUIRE_PG
+from tests.support.paths import SEEDS_DIR
 
 
 def _pg_admin() -> sa.Engine:
@@ -168,6 +165,3 @@ def config_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-__all__ = ["ROOT", "SEEDS_DIR", "SHARED_CORPUS", "load_settings"]

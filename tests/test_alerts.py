@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alert_servers import STORY, SMTPSink, WebhookReceiver, add_article, wait_for
 from sqlmodel import select
 
 from monitor.alerts import deliver_due, enqueue_alerts
@@ -22,6 +21,9 @@ from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert, AlertChannel, Article, Mention
 from monitor.pipeline.ingest import Archive, Candidate
+from tests.support.archive import STORY, add_article
+from tests.support.servers import SMTPSink, WebhookReceiver
+from tests.support.waiting import wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
 # Engine-independent logic runs on SQLite only; locking, crashes and the ingest path on both.

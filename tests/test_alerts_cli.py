@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from alert_servers import SMTPSink, WebhookReceiver, add_article
 
 from monitor.config import load_settings
 from monitor.db import make_engine
+from tests.support.archive import add_article
+from tests.support.servers import SMTPSink, WebhookReceiver
 
 
 def test_list_retry_test_and_deliver(

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alert_servers import SMTPSink, WebhookReceiver, self_signed_cert
 from standardwebhooks.webhooks import Webhook
 
 from monitor.alerts.channels import DeliveryError, digest_window_end
@@ -19,6 +18,7 @@ from monitor.alerts.payloads import sample_message
 from monitor.alerts.webhook import WebhookSender, parse_retry_after, signature, signing_key
 from monitor.config import EmailSettings, Settings, WebhookSettings, load_settings
 from monitor.errors import ConfigError
+from tests.support.servers import SMTPSink, WebhookReceiver, self_signed_cert
 
 NOW = datetime(2030, 5, 1, 10, 0, tzinfo=UTC)
 

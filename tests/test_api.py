@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from monitor.config import Settings
 from monitor.db import session
 from monitor.errors import ConfigError, MonitorError
 from monitor.models import Alert, Article, Feed, Mention, Seed
+from tests.support.waiting import free_port, wait_for
 
 NOW = datetime(2022, 1, 10, 12, tzinfo=UTC)
 SEED_NAME = "001_73071e9b10a78990.txt"
@@ -568,27 +568,18 @@ def test_apps_do_not_share_metrics(make_settings: Callable[..., Settings]) -> No
 # ------------------------------------------------------------------- real servers
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until_up(url: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
+    def up() -> bool:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
+            return httpx.get(url, timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not come up")
-        time.sleep(0.1)
+            return False
+
+    wait_for(up, seconds, f"{url} to come up", interval=0.1)
 
 
 def test_through_a_real_uvicorn_server(settings: Settings, engine: sa.Engine, archive: Archive) -> None:
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -611,7 +602,7 @@ def test_through_a_real_uvicorn_server(settings: Settings, engine: sa.Engine, ar
 
 
 def test_monitor_serve_stops_cleanly_on_sigterm(fresh_database_url: Callable[[str], str], tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MONITOR_DATABASE_URL": fresh_database_url("sqlite"),

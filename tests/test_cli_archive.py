@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEEDS_DIR
+
+from tests.support.paths import SEEDS_DIR
 
 SEED_FILES = sorted(SEEDS_DIR.glob("*.txt"))
 

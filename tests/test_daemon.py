@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from bench.feedsite import FEED_TYPES, Item, article_page, rss20, story
-from conftest import ROOT
-from servers import HTTPServer, Response
 
 from monitor.models import Alert, Article, Feed
+from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
+from tests.support.paths import ROOT
+from tests.support.servers import HTTPServer, Response
+from tests.support.waiting import wait_for
 
 MONITOR = str(Path(sys.executable).parent / "monitor")
 
@@ -46,14 +47,6 @@ def serve_site(server: HTTPServer, pages: int, *, slow: set[int] = frozenset(), 
         body = article_page(f"Story {n}", story(f"Almaty story {n}", 8))
         server.route(f"/p/{n}", Response(body, headers={"Content-Type": "text/html"}, delay=delay if n in slow else 0))
     server.route("/hook", Response(b"ok"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def descendants(pid: int) -> list[int]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import SEEDS_DIR
 from sqlmodel import Session
 
 from monitor.config import DedupSettings
@@ -20,6 +19,7 @@ from monitor.pipeline import dedup
 from monitor.pipeline.dedup import DedupIndex, Known, compare, fingerprints
 from monitor.seeds import load_seeds
 from monitor.text import content_hash, normalize, tokens
+from tests.support.paths import SEEDS_DIR
 
 SETTINGS = DedupSettings()
 SEED_FILES = sorted(SEEDS_DIR.glob("*.txt"))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import SEEDS_DIR
 
 from monitor.config import DedupSettings
 from monitor.db import session
@@ -24,6 +23,7 @@ from monitor.pipeline.dedup import DedupIndex, Verdict
 from monitor.pipeline.extract import extract_html, read_text
 from monitor.seeds import load_seeds
 from monitor.text import content_hash
+from tests.support.paths import SEEDS_DIR
 
 EVAL_DIR = Path(__file__).parent / "eval" / "dedup"
 CASES = json.loads((EVAL_DIR / "manifest.json").read_text(encoding="utf-8"))["cases"]

@@ -1,7 +1,7 @@
 """Extraction: titles of plain-text files, and a quality gate on real news pages.
 
 The gate runs ``extract_html`` as the poller does (with metadata) over the real pages of
-the shared corpus and scores it against their gold annotations: the share of main-text
+the real-world corpus and scores it against their gold annotations: the share of main-text
 snippets found, the share of boilerplate snippets kept out, and the share of titles
 right. The minimums pinned in ``tests/eval/extraction/gate.json`` must hold on every run.
 """
@@ -13,12 +13,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_CORPUS
 
 from monitor.errors import InputError
 from monitor.pipeline.extract import extract_html, read_file, read_text
+from tests.support.corpus import PAGES, needs_corpus
 
-PAGES = SHARED_CORPUS / "pages"
 GATE = json.loads((Path(__file__).parent / "eval" / "extraction" / "gate.json").read_text("utf-8"))
 
 
@@ -44,7 +43,7 @@ def test_plain_text_title_is_the_first_line_that_is_not_a_bare_date(text: str, t
 def test_read_file_refuses_other_kinds_and_pages_without_text(tmp_path: Path) -> None:
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(b"%PDF-1.4")
-    with pytest.raises(InputError, match="only .txt and .html"):
+    with pytest.raises(InputError, match=r"only \.txt and \.html"):
         read_file(pdf)
     empty = tmp_path / "empty.html"
     empty.write_text("<html><head><title>x</title></head><body></body></html>", encoding="utf-8")
@@ -61,7 +60,7 @@ def _norm(text: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not PAGES.is_dir(), reason="shared page corpus not available")
+@needs_corpus("pages", "gold.json")
 def test_extraction_quality_on_real_news_pages() -> None:
     gold = json.loads((PAGES / "gold.json").read_text(encoding="utf-8"))
     found = wanted = kept_out = unwanted = titled = titles = empty = 0

@@ -22,7 +22,6 @@ from typing import Any
 import httpcore
 import httpx
 import pytest
-from servers import HTTPServer, Request, Response
 
 from monitor.config import PollSettings
 from monitor.errors import FetchError
@@ -35,6 +34,8 @@ from monitor.pipeline.fetch import (
     parse_max_age,
     parse_retry_after,
 )
+from tests.support.servers import HTTPServer, Request, Response
+from tests.support.waiting import free_port
 
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title></channel></rss>"
 PUBLIC_IP = "93.184.216.34"  # what "news.test" resolves to in the safety tests
@@ -224,10 +225,7 @@ def test_parse_max_age(header: str | None, expected: float | None) -> None:
 
 
 def test_connection_refused_on_closed_port() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    error = failure(f"http://127.0.0.1:{port}/feed.xml")
+    error = failure(f"http://127.0.0.1:{free_port()}/feed.xml")
     assert error.kind == FailureKind.CONNECT
     assert "refused" in error.args[0]
 

@@ -1,4 +1,8 @@
-"""Feed parsing: the whole real-world corpus, real feeds in detail, encodings over HTTP."""
+"""Feed parsing: snippets of every kind, then the real-world corpus.
+
+The snippets always run. The corpus tests (every corpus file, real feeds in detail,
+conformance files served over HTTP) need the real-world corpus and skip without it.
+"""
 
 from __future__ import annotations
 
@@ -9,68 +13,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_CORPUS
-from servers import HTTPServer, Response
 
 from monitor.config import PollSettings
 from monitor.errors import FetchError
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.parse import ParsedFeed, entry_links, parse_feed
+from tests.support.corpus import FEEDS, corpus_files, needs_corpus
+from tests.support.servers import HTTPServer, Response
 
-FEEDS = SHARED_CORPUS / "feeds"
-REAL = FEEDS / "real"
-CORPUS = sorted(
-    path
-    for folder in ("real", "wellformed", "illformed", "encoding")
-    for path in (FEEDS / folder).glob("*")
-    if path.is_file()
-)
 FEED_URL = "https://news.example.org/feeds/world.xml"
-
-pytestmark = pytest.mark.skipif(not FEEDS.is_dir(), reason="shared feed corpus not available")
-
-
-def real(name: str, content_type: str | None = None) -> ParsedFeed:
-    return parse_feed((REAL / name).read_bytes(), url=FEED_URL, content_type=content_type)
+REAL = FEEDS / "real"
+CORPUS = corpus_files("feeds/real", "feeds/wellformed", "feeds/illformed", "feeds/encoding")
 
 
-def test_corpus_is_complete() -> None:
-    assert len(CORPUS) >= 400
-
-
-@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_corpus_file_parses_or_is_refused_cleanly(path: Path) -> None:
-    try:
-        feed = parse_feed(path.read_bytes(), url=f"https://example.org/{path.name}")
-    except FetchError as error:
-        assert error.kind in ("not_a_feed", "parse_error")
-        return
-    assert feed.entries or feed.title or feed.link or feed.format != "unknown"
-    for entry in feed.entries:
-        assert entry.key
-        assert entry.published_at is None or entry.published_at.tzinfo == UTC
-        assert entry.url is None or entry.url.startswith(("http://", "https://"))
-        for text in (entry.title, entry.summary, entry.content):
-            assert text is None or "<p>" not in text
-
-
-def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
-    """The quick scan must never name a link the full parse would not: every answer is
-    checked against feedparser on the whole corpus, and it must answer for most real feeds."""
-    answered = 0
-    for path in CORPUS:
-        body = path.read_bytes()
-        url = f"https://example.org/{path.name}"
-        links = entry_links(body, url=url)
-        if links is None:
-            continue
-        answered += 1
-        feed = parse_feed(body, url=url)
-        assert links == [entry.url for entry in feed.entries], path
-    real_feeds = [p for p in CORPUS if p.parent.name == "real"]
-    answered_real = sum(entry_links(p.read_bytes(), url=FEED_URL) is not None for p in real_feeds)
-    assert answered >= 90
-    assert answered_real >= len(real_feeds) // 2, (answered_real, len(real_feeds))
+# -------------------------------------------------------------------------- snippets
 
 
 @pytest.mark.parametrize(
@@ -78,8 +34,10 @@ def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
     [
         (b"<rss><channel><item><link> https://a.example/1 </link></item></channel></rss>", ["https://a.example/1"]),
         (
-            b"<rss><channel><item><guid>https://a.example/g</guid><link>https://a.example/1</link></item>"
-            b"</channel></rss>",
+            (
+                b"<rss><channel><item><guid>https://a.example/g</guid><link>https://a.example/1</link></item>"
+                b"</channel></rss>"
+            ),
             ["https://a.example/1"],
         ),
         (b"<rss><channel></channel></rss>", []),
@@ -87,36 +45,48 @@ def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
         (b"<rss><channel><item><guid>https://a.example/g</guid></item></channel></rss>", None),
         (b"<rss><channel><item><link>/relative</link></item></channel></rss>", None),
         (
-            b"<rss><channel><item><link>https://a.example/1</link><link>https://a.example/2</link></item>"
-            b"</channel></rss>",
+            (
+                b"<rss><channel><item><link>https://a.example/1</link><link>https://a.example/2</link></item>"
+                b"</channel></rss>"
+            ),
             None,
         ),
         (
-            b'<rss xmlns:atom="http://www.w3.org/2005/Atom"><channel><item><link>https://a.example/1</link>'
-            b'<atom:link href="https://a.example/2"/></item></channel></rss>',
+            (
+                b'<rss xmlns:atom="http://www.w3.org/2005/Atom"><channel><item><link>https://a.example/1</link>'
+                b'<atom:link href="https://a.example/2"/></item></channel></rss>'
+            ),
             None,
         ),
         (b"<rss><channel><item><link>https://a.example/1</link></item>", None),  # not well-formed
         (
-            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id>'
-            b'<link rel="self" href="https://a.example/self"/><link href="https://a.example/1"/></entry></feed>',
+            (
+                b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id>'
+                b'<link rel="self" href="https://a.example/self"/><link href="https://a.example/1"/></entry></feed>'
+            ),
             ["https://a.example/1"],
         ),
         (
-            b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><link href="https://a.example/1"/>'
-            b'<link rel="alternate" type="text/html" href="https://a.example/2"/></entry></feed>',
+            (
+                b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><link href="https://a.example/1"/>'
+                b'<link rel="alternate" type="text/html" href="https://a.example/2"/></entry></feed>'
+            ),
             None,
         ),
         (b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>https://a.example/id</id></entry></feed>', None),
         (
-            b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">'
-            b"<channel/><item><link>https://a.example/1</link></item></rdf:RDF>",
+            (
+                b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">'
+                b"<channel/><item><link>https://a.example/1</link></item></rdf:RDF>"
+            ),
             ["https://a.example/1"],
         ),
         (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}', None),
         (
-            b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><rss><channel><item><link>&e;</link>'
-            b"</item></channel></rss>",
+            (
+                b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><rss><channel><item><link>&e;</link>'
+                b"</item></channel></rss>"
+            ),
             None,
         ),
         (b"<html><body>not a feed</body></html>", None),
@@ -124,93 +94,6 @@ def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
 )
 def test_entry_links(body: bytes, links: list[str] | None) -> None:
     assert entry_links(body, url=FEED_URL) == links
-
-
-# --------------------------------------------------------------------------- real feeds
-
-
-def test_bbc_rss() -> None:
-    feed = real("photojournalism__bbc.xml", "application/rss+xml")
-    assert (feed.title, feed.format, feed.warning) == ("BBC News - News front page", "rss20", None)
-    assert len(feed.entries) == 16
-    first = feed.entries[0]
-    assert first.title == "Firm in data scandal 'made election boasts'"
-    assert first.url and first.url.startswith("https://www.bbc.co.uk/news/uk-politics-43532916")
-    assert first.key == "https://www.bbc.co.uk/news/uk-politics-43532916"
-    assert first.published_at == datetime(2018, 3, 25, 11, 52, 46, tzinfo=UTC)
-    assert first.summary and first.summary.startswith("The company that became Cambridge Analytica")
-
-
-def test_npr_content_encoded_becomes_plain_text() -> None:
-    feed = real("photojournalism__npr.xml")
-    first = feed.entries[0]
-    assert first.author == "Emily Olson"
-    assert first.content and len(first.content) > len(first.summary or "")
-    assert "<" not in first.content and "&amp;" not in first.content
-    assert "\n" in first.content  # paragraphs stay apart
-
-
-def test_latin1_feed_without_declaration() -> None:
-    feed = real("rss-parser__uolNoticias.rss")
-    titles = [e.title for e in feed.entries]
-    assert "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno" in titles
-    assert any(e.summary and "intenção de voto" in e.summary for e in feed.entries)
-
-
-def test_declared_iso_8859_1_feed() -> None:
-    feed = real("miniflux__encoding_ISO-8859-1.xml")
-    assert feed.title == "Golem.de" and len(feed.entries) == 40
-    assert feed.entries[0].summary and "wünschen" in feed.entries[0].summary
-
-
-def test_json_feed() -> None:
-    feed = real("trafilatura__feed.json", "application/feed+json")
-    assert (feed.title, feed.format) == ("Technology", "json1")
-    assert feed.link and feed.link.startswith("https://www.npr.org/sections/technology/")
-    assert len(feed.entries) == 25
-    first = feed.entries[0]
-    assert first.key == "1050315385"
-    assert first.title == "Keller Rinaudo: How can delivery drones save lives?"
-    assert first.url and first.url.startswith("https://www.npr.org/2021/10/29/1050315385/")
-    assert first.published_at == datetime(2021, 10, 29, 14, 26, tzinfo=UTC)
-    assert first.author == "Manoush Zomorodi"
-
-
-def test_rdf_rss_090_feed() -> None:
-    feed = real("miniflux__rdf_UTF8.xml")
-    assert (feed.title, feed.format) == ("heise online News", "rss090")
-    assert len(feed.entries) == 60
-    assert feed.entries[1].title == "Mega-Deal: IBM übernimmt Red Hat"
-    assert feed.entries[1].url and "Red-Hat-4205582" in feed.entries[1].url
-
-
-def test_atom_feed() -> None:
-    feed = real("rss-parser__heise.atom")
-    assert (feed.title, feed.format) == ("heise developer neueste Meldungen", "atom10")
-    first = feed.entries[0]
-    assert first.key == "http://heise.de/-3088438"
-    assert first.title == "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei"
-    assert first.published_at == datetime(2016, 2, 1, 16, 22, tzinfo=UTC)
-
-
-def test_feed_with_leading_blank_line_is_read_with_a_warning() -> None:
-    feed = real("feedjira__TechCrunch.xml")
-    assert len(feed.entries) == 20
-    assert feed.warning and feed.warning.startswith("ill-formed feed")
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["trafilatura__sitemap.xml", "trafilatura__sitemap2.xml", "trafilatura__sitemap-hreflang.xml",
-     "trafilatura__sitemap.xml.gz"],
-)  # fmt: skip
-def test_sitemaps_are_not_feeds(name: str) -> None:
-    with pytest.raises(FetchError) as caught:
-        real(name, "application/xml")
-    assert caught.value.kind == "not_a_feed"
-
-
-# --------------------------------------------------------------------------- not feeds
 
 
 @pytest.mark.parametrize(
@@ -334,6 +217,149 @@ def test_json_feed_1_0_and_1_1_details() -> None:
     assert feed.warning  # the stray string item
 
 
+# ----------------------------------------------------------------- corpus: every file
+
+
+def real(name: str, content_type: str | None = None) -> ParsedFeed:
+    return parse_feed((REAL / name).read_bytes(), url=FEED_URL, content_type=content_type)
+
+
+@needs_corpus("feeds")
+def test_corpus_is_complete() -> None:
+    assert len(CORPUS) >= 400
+
+
+@needs_corpus("feeds")
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_corpus_file_parses_or_is_refused_cleanly(path: Path) -> None:
+    try:
+        feed = parse_feed(path.read_bytes(), url=f"https://example.org/{path.name}")
+    except FetchError as error:
+        assert error.kind in ("not_a_feed", "parse_error")
+        return
+    assert feed.entries or feed.title or feed.link or feed.format != "unknown"
+    for entry in feed.entries:
+        assert entry.key
+        assert entry.published_at is None or entry.published_at.tzinfo == UTC
+        assert entry.url is None or entry.url.startswith(("http://", "https://"))
+        for text in (entry.title, entry.summary, entry.content):
+            assert text is None or "<p>" not in text
+
+
+@needs_corpus("feeds")
+def test_entry_links_agree_with_the_full_parse_wherever_they_answer() -> None:
+    """The quick scan must never name a link the full parse would not: every answer is
+    checked against feedparser on the whole corpus, and it must answer for most real feeds."""
+    answered = 0
+    for path in CORPUS:
+        body = path.read_bytes()
+        url = f"https://example.org/{path.name}"
+        links = entry_links(body, url=url)
+        if links is None:
+            continue
+        answered += 1
+        feed = parse_feed(body, url=url)
+        assert links == [entry.url for entry in feed.entries], path
+    real_feeds = [p for p in CORPUS if p.parent.name == "real"]
+    answered_real = sum(entry_links(p.read_bytes(), url=FEED_URL) is not None for p in real_feeds)
+    assert answered >= 90
+    assert answered_real >= len(real_feeds) // 2, (answered_real, len(real_feeds))
+
+
+# ----------------------------------------------------------------- corpus: real feeds
+
+
+@needs_corpus("feeds")
+def test_bbc_rss() -> None:
+    feed = real("photojournalism__bbc.xml", "application/rss+xml")
+    assert (feed.title, feed.format, feed.warning) == ("BBC News - News front page", "rss20", None)
+    assert len(feed.entries) == 16
+    first = feed.entries[0]
+    assert first.title == "Firm in data scandal 'made election boasts'"
+    assert first.url and first.url.startswith("https://www.bbc.co.uk/news/uk-politics-43532916")
+    assert first.key == "https://www.bbc.co.uk/news/uk-politics-43532916"
+    assert first.published_at == datetime(2018, 3, 25, 11, 52, 46, tzinfo=UTC)
+    assert first.summary and first.summary.startswith("The company that became Cambridge Analytica")
+
+
+@needs_corpus("feeds")
+def test_npr_content_encoded_becomes_plain_text() -> None:
+    feed = real("photojournalism__npr.xml")
+    first = feed.entries[0]
+    assert first.author == "Emily Olson"
+    assert first.content and len(first.content) > len(first.summary or "")
+    assert "<" not in first.content and "&amp;" not in first.content
+    assert "\n" in first.content  # paragraphs stay apart
+
+
+@needs_corpus("feeds")
+def test_latin1_feed_without_declaration() -> None:
+    feed = real("rss-parser__uolNoticias.rss")
+    titles = [e.title for e in feed.entries]
+    assert "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno" in titles
+    assert any(e.summary and "intenção de voto" in e.summary for e in feed.entries)
+
+
+@needs_corpus("feeds")
+def test_declared_iso_8859_1_feed() -> None:
+    feed = real("miniflux__encoding_ISO-8859-1.xml")
+    assert feed.title == "Golem.de" and len(feed.entries) == 40
+    assert feed.entries[0].summary and "wünschen" in feed.entries[0].summary
+
+
+@needs_corpus("feeds")
+def test_json_feed() -> None:
+    feed = real("trafilatura__feed.json", "application/feed+json")
+    assert (feed.title, feed.format) == ("Technology", "json1")
+    assert feed.link and feed.link.startswith("https://www.npr.org/sections/technology/")
+    assert len(feed.entries) == 25
+    first = feed.entries[0]
+    assert first.key == "1050315385"
+    assert first.title == "Keller Rinaudo: How can delivery drones save lives?"
+    assert first.url and first.url.startswith("https://www.npr.org/2021/10/29/1050315385/")
+    assert first.published_at == datetime(2021, 10, 29, 14, 26, tzinfo=UTC)
+    assert first.author == "Manoush Zomorodi"
+
+
+@needs_corpus("feeds")
+def test_rdf_rss_090_feed() -> None:
+    feed = real("miniflux__rdf_UTF8.xml")
+    assert (feed.title, feed.format) == ("heise online News", "rss090")
+    assert len(feed.entries) == 60
+    assert feed.entries[1].title == "Mega-Deal: IBM übernimmt Red Hat"
+    assert feed.entries[1].url and "Red-Hat-4205582" in feed.entries[1].url
+
+
+@needs_corpus("feeds")
+def test_atom_feed() -> None:
+    feed = real("rss-parser__heise.atom")
+    assert (feed.title, feed.format) == ("heise developer neueste Meldungen", "atom10")
+    first = feed.entries[0]
+    assert first.key == "http://heise.de/-3088438"
+    assert first.title == "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei"
+    assert first.published_at == datetime(2016, 2, 1, 16, 22, tzinfo=UTC)
+
+
+@needs_corpus("feeds")
+def test_feed_with_leading_blank_line_is_read_with_a_warning() -> None:
+    feed = real("feedjira__TechCrunch.xml")
+    assert len(feed.entries) == 20
+    assert feed.warning and feed.warning.startswith("ill-formed feed")
+
+
+@needs_corpus("feeds")
+@pytest.mark.parametrize(
+    "name",
+    ["trafilatura__sitemap.xml", "trafilatura__sitemap2.xml", "trafilatura__sitemap-hreflang.xml",
+     "trafilatura__sitemap.xml.gz"],
+)  # fmt: skip
+def test_sitemaps_are_not_feeds(name: str) -> None:
+    with pytest.raises(FetchError) as caught:
+        real(name, "application/xml")
+    assert caught.value.kind == "not_a_feed"
+
+
+@needs_corpus("feeds")
 @pytest.mark.parametrize(
     ("name", "needle"),
     [("chardet__koi8r.xml", "з"), ("chardet__big5.xml", "中文"), ("chardet__eucjp.xml", None),
@@ -350,7 +376,7 @@ def test_undeclared_non_latin_encodings_are_detected(name: str, needle: str | No
         assert needle in text
 
 
-# --------------------------------------------------------------------------- over HTTP
+# ------------------------------------------------------------------ corpus: over HTTP
 
 
 def corpus_headers(path: Path) -> dict[str, str]:
@@ -372,11 +398,12 @@ HTTP_SAMPLES = {
     "encoding/euc-kr.xml": ("title", "\ub144"),
     "encoding/euc-kr-item.xml": ("summary", "\ub144"),
     "encoding/demoronize-1.xml": ("summary", "don’t"),
-    "real/rss-parser__uolNoticias.rss": ("title", "Ibope: Bolsonaro perde de Haddad, Ciro e "
-                                         "Alckmin em simulações de 2º turno"),
+    "real/rss-parser__uolNoticias.rss": ("title", ("Ibope: Bolsonaro perde de Haddad, Ciro e "
+                                         "Alckmin em simulações de 2º turno")),
 }  # fmt: skip
 
 
+@needs_corpus("feeds")
 def test_encodings_survive_http_with_the_files_headers() -> None:
     with HTTPServer() as server:
         for name in HTTP_SAMPLES:

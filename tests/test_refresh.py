@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from bench.feedsite import FEED_TYPES, RENDER, Item, article_page, rss20, story
-from conftest import SEEDS_DIR
-from servers import HTTPServer, Request, Response
 from sqlmodel import select
 
 from monitor.config import Settings
@@ -27,6 +23,10 @@ from monitor.pipeline.ingest import Archive
 from monitor.pipeline.refresh import CPUPool
 from monitor.seeds import load_seeds
 from monitor.worker import CycleReport, Worker, sync_feeds
+from tests.support.feeds import FEED_TYPES, RENDER, Item, article_page, rss20, story
+from tests.support.paths import SEEDS_DIR
+from tests.support.servers import HTTPServer, Request, Response
+from tests.support.waiting import free_port
 
 SEED_TEXT = (SEEDS_DIR / "001_73071e9b10a78990.txt").read_text(encoding="utf-8")
 
@@ -334,9 +334,7 @@ def test_each_failure_is_recorded_backed_off_and_recovers(
         server.route(path, response)  # type: ignore[arg-type]
     server.route("/loop2", Response(status=302, headers={"Location": "/loop"}))
     feeds = {path.strip("/"): path for path in FAILURES}
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        feeds["refused"] = f"http://127.0.0.1:{unused.getsockname()[1]}/feed"  # nothing listens
+    feeds["refused"] = f"http://127.0.0.1:{free_port()}/feed"  # nothing listens
     settings = configure(feeds, timeout="1s", max_bytes=2048, interval="10m", max_backoff="25m")
 
     first_at = utcnow()

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from conftest import ENGINES, PG_SERVER_URL
-from test_search_query import MALFORMED, ODD_BUT_VALID
 
 from alembic import command
 from monitor.cli import main
@@ -22,6 +20,8 @@ from monitor.db import alembic_config, make_engine, session, upgrade_schema
 from monitor.errors import QueryError
 from monitor.models import Article, Feed, Mention, Seed
 from monitor.search import SearchFilters, SearchPage, search_articles
+from tests.support.databases import ENGINES, PG_SERVER_URL
+from tests.test_search_query import MALFORMED, ODD_BUT_VALID
 
 SEED_NAME = "001_73071e9b10a78990.txt"
 FILLER = (

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from bench.feedsite import FEED_TYPES, Item, article_page, rss20, story
-from conftest import ROOT
-from servers import HTTPServer, Response
 from sqlmodel import select
 
 from monitor.config import FeedConfig, PollSettings
@@ -25,6 +22,9 @@ from monitor.db import session
 from monitor.models import Article, Feed, utcnow
 from monitor.pipeline.refresh import RefreshOutcome
 from monitor.worker import claim_feeds, plan_next, reclaim_abandoned, record_outcome, record_outcomes, sync_feeds
+from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
+from tests.support.paths import ROOT
+from tests.support.servers import HTTPServer, Response
 
 MONITOR = [str(Path(sys.executable).parent / "monitor")]
 NOW = datetime(2024, 1, 6, 10, 0, tzinfo=UTC)

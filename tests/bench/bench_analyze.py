@@ -30,8 +30,7 @@ from monitor.db import make_engine, session, upgrade_schema  # noqa: E402
 from monitor.pipeline.extract import extract_html  # noqa: E402
 from monitor.pipeline.ingest import Archive, Candidate  # noqa: E402
 from monitor.seeds import load_seeds  # noqa: E402
-
-PAGES = ROOT.parent / "shared" / "corpus" / "pages"
+from tests.support.corpus import PAGES  # noqa: E402
 
 
 def _floor(pages: list[bytes]) -> float:
@@ -81,6 +80,8 @@ def main() -> None:
     args = parser.parse_args()
 
     pages = [p.read_bytes() for p in sorted(PAGES.glob("*.html"))]
+    if not pages:
+        raise SystemExit(f"no page corpus at {PAGES} (set MONITOR_TEST_CORPUS to a copy)")
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", seeds_dir=ROOT / "seeds")
         engine = make_engine(settings.database_url)

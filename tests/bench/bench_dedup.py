@@ -42,8 +42,9 @@ from monitor.pipeline.extract import extract_html
 from monitor.seeds import load_seeds
 from monitor.text import content_hash
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import SEEDS_DIR, SHARED_CORPUS
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support.corpus import PAGES
+from tests.support.paths import SEEDS_DIR
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 WORDS_PER_TEXT = 300
@@ -52,7 +53,19 @@ PROBES = 200  # archived texts stored with their real text, to find duplicates o
 CHUNK = 5_000
 
 # The most frequent English words, most frequent first: the head of the Zipf curve.
-FUNCTION_WORDS = ["the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with", "as", "his", "on", "be", "at", "by", "i", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they", "which", "one", "you", "were", "her", "all", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who", "will", "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being", "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came", "right", "used", "take", "three"]
+FUNCTION_WORDS = [
+    "the", "of", "and", "to", "a", "in", "that", "is", "was", "he", "for", "it", "with", "as", "his", "on", "be",
+    "at", "by", "i", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they", "which", "one",
+    "you", "were", "her", "all", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who",
+    "will", "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can",
+    "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my",
+    "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many",
+    "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should",
+    "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "make",
+    "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being",
+    "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year",
+    "off", "come", "since", "against", "go", "came", "right", "used", "take", "three",
+]  # fmt: skip
 
 
 def word_pool(rng: random.Random, size: int = 1_000_000) -> list[str]:
@@ -248,9 +261,9 @@ def run(archives: list[Archive], lookups: int, rounds: int) -> None:
 
 def pages_versus_extraction(tmp: Path) -> None:
     """Lookup cost on real pages next to their extraction (the analysis budget)."""
-    pages = sorted((SHARED_CORPUS / "pages").glob("*.html"))
+    pages = sorted(PAGES.glob("*.html"))
     if not pages:
-        print("pages: corpus not found, skipped")
+        print(f"pages: no page corpus at {PAGES}, skipped")
         return
     engine = make_engine(f"sqlite:///{tmp / 'pages.db'}")
     upgrade_schema(engine)

@@ -26,7 +26,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(ROOT)]
 
 import feedparser  # noqa: E402
 import httpx  # noqa: E402
@@ -50,18 +49,13 @@ from monitor.models import Article, utcnow  # noqa: E402
 from monitor.pipeline.ingest import Archive  # noqa: E402
 from monitor.seeds import load_seeds  # noqa: E402
 from monitor.worker import CycleReport, Worker, sync_feeds  # noqa: E402
+from tests.support.corpus import PAGES as PAGES_DIR  # noqa: E402
+from tests.support.waiting import free_port  # noqa: E402
 
-PAGES_DIR = ROOT.parent / "shared" / "corpus" / "pages"
 LATENCY = 0.1
 
 
 # ------------------------------------------------------------------------- plumbing
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from feedsite import Item, rss20
+from tests.support.feeds import Item, rss20
 
 ENTRIES = 20
 FEEDS = 1000

@@ -143,7 +143,18 @@ def article_page(title: str, text: str, *, author: str | None = None, date: str 
     )
 
 
-_WORDS = ["minister", "council", "budget", "river", "bridge", "railway", "harbour", "school", "hospital", "market", "farmers", "energy", "water", "housing", "police", "court", "election", "museum", "festival", "airport", "factory", "workers", "teachers", "doctors", "students", "villages", "mountains", "border", "customs", "bank", "currency", "inflation", "exports", "wheat", "cotton", "oil", "gas", "pipeline", "highway", "tunnel", "stadium", "theatre", "library", "archive", "report", "survey", "census", "statement", "agreement", "treaty", "summit", "delegation", "committee", "reform", "announced", "approved", "rejected", "delayed", "opened", "closed", "visited", "signed", "inspected", "promised", "criticised", "welcomed", "questioned", "reviewed", "extended", "reduced", "increased", "measured", "expected", "yesterday", "today", "tomorrow", "quietly", "suddenly", "finally", "slowly", "publicly", "officially", "again", "northern", "southern", "eastern", "western", "regional", "national", "local", "foreign", "private", "public"]
+_WORDS = [
+    "minister", "council", "budget", "river", "bridge", "railway", "harbour", "school", "hospital", "market",
+    "farmers", "energy", "water", "housing", "police", "court", "election", "museum", "festival", "airport",
+    "factory", "workers", "teachers", "doctors", "students", "villages", "mountains", "border", "customs", "bank",
+    "currency", "inflation", "exports", "wheat", "cotton", "oil", "gas", "pipeline", "highway", "tunnel",
+    "stadium", "theatre", "library", "archive", "report", "survey", "census", "statement", "agreement", "treaty",
+    "summit", "delegation", "committee", "reform", "announced", "approved", "rejected", "delayed", "opened",
+    "closed", "visited", "signed", "inspected", "promised", "criticised", "welcomed", "questioned", "reviewed",
+    "extended", "reduced", "increased", "measured", "expected", "yesterday", "today", "tomorrow", "quietly",
+    "suddenly", "finally", "slowly", "publicly", "officially", "again", "northern", "southern", "eastern",
+    "western", "regional", "national", "local", "foreign", "private", "public",
+]  # fmt: skip
 
 
 def story(topic: str, sentences: int = 14) -> str:
