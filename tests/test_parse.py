@@ -1,12 +1,16 @@
-"""Feed parsing: snippets of every kind, then the real-world corpus.
+"""Feed parsing: the project's own fixtures for every behaviour, then the real-world corpus.
 
-The snippets always run. The corpus tests (every corpus file, real feeds in detail,
-conformance files served over HTTP) need the real-world corpus and skip without it.
+The feeds in ``tests/fixtures/feeds/`` are small files written for these tests, one or
+more for each behaviour the monitor relies on: the formats, undeclared encodings, ill-formed
+but readable feeds, documents that are not feeds, plain text, links, dates, entry keys, and
+the quick link scan. They always run. The corpus tests (every corpus file, real feeds in
+detail, conformance files served over HTTP) need the real-world corpus and skip without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -17,16 +21,367 @@ import pytest
 from monitor.config import PollSettings
 from monitor.errors import FetchError
 from monitor.pipeline.fetch import Fetcher
-from monitor.pipeline.parse import ParsedFeed, entry_links, parse_feed
+from monitor.pipeline.parse import Entry, ParsedFeed, entry_links, parse_feed
 from tests.support.corpus import FEEDS, corpus_files, needs_corpus
+from tests.support.paths import FIXTURES
 from tests.support.servers import HTTPServer, Response
 
+OWN = FIXTURES / "feeds"
 FEED_URL = "https://news.example.org/feeds/world.xml"
 REAL = FEEDS / "real"
 CORPUS = corpus_files("feeds/real", "feeds/wellformed", "feeds/illformed", "feeds/encoding")
 
 
-# -------------------------------------------------------------------------- snippets
+def own(name: str, content_type: str | None = None) -> ParsedFeed:
+    return parse_feed((OWN / name).read_bytes(), url=FEED_URL, content_type=content_type)
+
+
+def refusal(name: str, content_type: str | None = None) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        own(name, content_type)
+    return caught.value
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------ own: formats
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "version", "title", "link", "count"),
+    [
+        ("rss20.xml", "application/rss+xml", "rss20", "Steppe Herald & Wire", "https://news.example.org/world/", 3),
+        ("rss10.rdf", "application/rdf+xml", "rss10", "Steppe Herald (RDF)", "https://news.example.org/", 2),
+        ("rss090.rdf", None, "rss090", "Steppe Herald (0.90)", "https://news.example.org/", 1),
+        ("atom.xml", "application/atom+xml", "atom10", "Steppe Herald Analysis", "https://news.example.org/analysis/",
+         3),
+        ("jsonfeed-1.0.json", "application/feed+json", "json1", "Steppe Herald (JSON 1.0)", "https://news.example.org/",
+         2),
+        ("jsonfeed-1.1.json", None, "json1", "Steppe Herald (JSON 1.1)", "https://news.example.org/", 2),
+    ],
+)  # fmt: skip
+def test_every_format_is_read(
+    name: str, content_type: str | None, version: str, title: str, link: str, count: int
+) -> None:
+    feed = own(name, content_type)
+    assert (feed.format, feed.title, feed.link, len(feed.entries)) == (version, title, link, count)
+    assert all(entry.key and entry.title for entry in feed.entries)
+
+
+def test_rss20_entry_in_full() -> None:
+    first, second, third = own("rss20.xml").entries
+    assert first == Entry(
+        key="herald-2022-0113-001",
+        url="https://news.example.org/stories/almaty-airport-reopens.html",
+        title="Almaty airport reopens after a week",
+        summary="Flights resume from Almaty & Nur-Sultan.\n\nSecond paragraph.",
+        content="The international airport resumed regular flights on Monday.\n\nIstanbul\n\nDubai",
+        published_at=utc(2022, 1, 13, 2, 30),
+        author="Aigerim Sadykova",
+    )
+    assert (second.key, second.url) == ("https://news.example.org/stories/grain-exports.html",) * 2
+    assert (third.key, third.url) == ("herald-2022-0111-007", None)  # a javascript: link is no link
+
+
+def test_rss10_entries() -> None:
+    first, second = own("rss10.rdf").entries
+    assert first == Entry(
+        key="https://news.example.org/stories/csto-troops-leave.html",
+        url="https://news.example.org/stories/csto-troops-leave.html",
+        title="CSTO troops begin to leave",
+        summary="The first transport planes left at dawn.",
+        content=None,
+        published_at=utc(2022, 1, 13, 4, 15),
+        author="Daniyar Ospanov",
+    )
+    assert second.published_at == utc(2022, 1, 11)  # a date alone: midnight UTC
+
+
+def test_atom_entries() -> None:
+    analysis, timeline, note = own("atom.xml").entries
+    assert analysis == Entry(
+        key="tag:news.example.org,2022:analysis/gas-price",
+        url="https://news.example.org/analysis/gas-price.html",  # the alternate link, not the replies
+        title="Why the gas price rose & what followed",
+        summary="Liquefied gas doubled in price on 1 January.",
+        content="The price cap ended on New Year's Day.\n\nDrivers in Zhanaozen protested the next morning.",
+        published_at=utc(2022, 1, 14, 3, 0),  # published, not updated
+        author="Aigerim Sadykova",
+    )
+    assert (timeline.url, timeline.published_at) == (
+        "https://news.example.org/feeds/timeline.html",
+        utc(2022, 1, 13, 18),
+    )
+    assert (note.key, note.url, note.summary) == ("tag:news.example.org,2022:analysis/note-3", None, "Editor's note.")
+
+
+def test_json_feed_1_0() -> None:
+    feed = own("jsonfeed-1.0.json", "application/feed+json")
+    sworn_in, placeholder = feed.entries
+    assert sworn_in == Entry(
+        key="1046",  # a number in 1.0 feeds in the wild
+        url="https://news.example.org/stories/ministers-sworn-in.html",
+        title="New ministers sworn in",
+        summary=None,
+        content="The cabinet met for the first time.\n\nIts first decree lowered gas prices.",
+        published_at=utc(2022, 1, 11, 9, 0),
+        author="Daniyar Ospanov",  # 1.0's single author
+    )
+    assert (placeholder.key, placeholder.url, placeholder.published_at) == ("herald-1047", None, None)
+    assert feed.warning is None
+
+
+def test_json_feed_1_1() -> None:
+    feed = own("jsonfeed-1.1.json", "application/feed+json")
+    border, markets = feed.entries
+    assert border == Entry(
+        key="herald-1050",
+        url="https://news.example.org/stories/border-reopens.html",  # relative to feed_url
+        title="Border crossing reopens",
+        summary="Lorries queue at Khorgos.",
+        content="Lorries queued for kilometres at Khorgos on Friday.\n\nCustoms officers worked through the night.",
+        published_at=utc(2022, 1, 14, 7, 45),  # date_modified when there is no date_published
+        author="Aigerim Sadykova, Daniyar Ospanov",  # 1.1's authors
+    )
+    assert (markets.url, markets.content) == (
+        "https://wire.example.com/2022/01/14/markets",
+        "The tenge held its ground.",
+    )
+    assert feed.warning == "ill-formed feed: 1 items are not objects"  # the stray string is skipped
+
+
+# ---------------------------------------------------------------------- own: encodings
+
+CYRILLIC_TITLES = [
+    "Аэропорт Алматы возобновил работу",
+    "Войска ОДКБ начали покидать страну",
+    "Цены на газ снизили по всей области",
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("koi8-r-undeclared.xml", None),
+        ("koi8-r-undeclared.xml", "application/rss+xml"),
+        ("koi8-r-undeclared.xml", "text/xml"),
+        ("koi8-r-undeclared.xml", "text/xml; charset=koi8-r"),
+        ("windows-1251-undeclared.xml", None),
+        ("windows-1251-undeclared.xml", "application/xml; charset=windows-1251"),
+        ("utf-16le-without-bom.xml", None),
+        ("utf-16be-without-bom.xml", "application/rss+xml"),
+    ],
+)
+def test_cyrillic_feeds_in_any_encoding(name: str, content_type: str | None) -> None:
+    feed = own(name, content_type)
+    assert feed.title == "Степной вестник: новости"
+    assert [e.title for e in feed.entries] == CYRILLIC_TITLES
+    assert feed.entries[1].summary and "самолёты вылетели на рассвете" in feed.entries[1].summary
+    assert feed.warning is None
+
+
+@pytest.mark.parametrize(
+    "name", ["koi8-r-undeclared.xml", "windows-1251-undeclared.xml", "windows-1252-undeclared.xml"]
+)
+def test_undeclared_fixtures_declare_nothing(name: str) -> None:
+    """What makes the charset detection necessary: neither UTF-8 nor declared."""
+    body = (OWN / name).read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        body.decode("utf-8")
+    assert b"encoding=" not in body and not body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))
+
+
+@pytest.mark.parametrize(
+    ("name", "summary"),
+    [
+        # Short Western texts fit several code pages; Windows-1252 is kept (its curly quotes).
+        ("windows-1252-undeclared.xml", "inflação, salários e educação — “um encontro tenso”, disseram"),
+        ("iso-8859-1-declared.xml", 'inflação, salários e educação - "um encontro tenso", disseram'),
+    ],
+)
+def test_western_feeds_without_utf8(name: str, summary: str) -> None:
+    (entry,) = own(name).entries
+    assert entry.title == "Eleições: candidatos debatem a economia em São Paulo"
+    assert entry.summary and summary in entry.summary
+
+
+# ------------------------------------------------------------- own: ill-formed, refused
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "title"),
+    [
+        ("illformed-leading-blank-line.xml", "https://news.example.org/stories/readable.html", "Still readable"),
+        ("illformed-bare-ampersand.xml", "https://news.example.org/qa/prices-wages.html",
+         "Prices & wages: your questions"),
+    ],
+)  # fmt: skip
+def test_ill_formed_but_readable_feeds_are_read_with_a_warning(name: str, url: str, title: str) -> None:
+    feed = own(name)
+    assert [(e.url, e.title) for e in feed.entries] == [(url, title)]
+    assert feed.warning and feed.warning.startswith("ill-formed feed: ")
+
+
+def test_a_truncated_feed_is_a_parse_error() -> None:
+    error = refusal("truncated.xml", "application/rss+xml")
+    assert error.kind == "parse_error"
+    assert error.args[0].startswith("ill-formed feed: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "what"),
+    [
+        ("page.html", "text/html", "not a feed (an HTML page)"),
+        ("page.html", None, "not a feed (an HTML page)"),
+        ("sitemap.xml", "application/xml", "not a feed (a sitemap)"),
+        ("sitemap-index.xml", None, "not a feed (a sitemap)"),
+        ("sitemap.xml.gz", None, "not a feed (binary data)"),
+        ("sitemap.xml.gz", "application/gzip", "not a feed (application/gzip)"),
+        ("pixel.png", "image/png", "not a feed (image/png)"),
+        ("subscriptions.opml", "text/x-opml", "not a feed (text/x-opml)"),
+        ("subscriptions.opml", None, "not a feed (document <opml>)"),
+        ("empty.xml", "application/rss+xml", "empty body"),
+        ("not-a-feed.json", "application/json", "not a feed (JSON without a JSON Feed version)"),
+        ("not-a-feed.json", None, "not a feed (JSON without a JSON Feed version)"),
+    ],
+)
+def test_documents_that_are_not_feeds_are_refused(name: str, content_type: str | None, what: str) -> None:
+    error = refusal(name, content_type)
+    assert (error.kind, error.args[0]) == ("not_a_feed", what)
+
+
+# ------------------------------------------------------ own: text, links, dates, keys
+
+
+def test_html_in_titles_and_text_becomes_plain_text() -> None:
+    rss = own("rss20.xml")
+    assert rss.title == "Steppe Herald & Wire"
+    assert rss.entries[0].title == "Almaty airport reopens after a week"  # no <b>
+    assert rss.entries[0].summary == "Flights resume from Almaty & Nur-Sultan.\n\nSecond paragraph."  # no script
+    assert own("atom.xml").title == "Steppe Herald Analysis"  # type="html"
+    for name in ("rss20.xml", "atom.xml", "jsonfeed-1.0.json"):
+        for entry in own(name).entries:
+            for text in (entry.title, entry.summary, entry.content):
+                assert text is None or not re.search(r"<\w|&\w+;|\xa0", text), (name, text)
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "url"),
+    [
+        ("rss20.xml", 0, "https://news.example.org/stories/almaty-airport-reopens.html"),  # ../stories/…
+        ("atom.xml", 1, "https://news.example.org/feeds/timeline.html"),  # timeline.html
+        ("jsonfeed-1.0.json", 0, "https://news.example.org/stories/ministers-sworn-in.html"),  # /stories/…
+        ("jsonfeed-1.1.json", 0, "https://news.example.org/stories/border-reopens.html"),  # against feed_url
+        ("rss20.xml", 2, None),  # javascript:
+        ("atom.xml", 2, None),  # no link at all
+    ],
+)
+def test_relative_links_are_made_absolute(name: str, index: int, url: str | None) -> None:
+    assert own(name).entries[index].url == url
+
+
+def test_channel_links_are_made_absolute() -> None:
+    assert own("rss20.xml").link == "https://news.example.org/world/"
+    assert own("jsonfeed-1.0.json").link == "https://news.example.org/"
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "published_at"),
+    [
+        ("rss20.xml", 0, utc(2022, 1, 13, 2, 30)),  # RFC 822, +0600
+        ("rss20.xml", 1, utc(2022, 1, 12, 17, 5)),  # RFC 822, GMT
+        ("rss20.xml", 2, utc(2022, 1, 11, 14, 0)),  # RFC 822, EST
+        ("rss10.rdf", 0, utc(2022, 1, 13, 4, 15)),  # ISO 8601, +06:00
+        ("rss10.rdf", 1, utc(2022, 1, 11)),  # ISO 8601, a date alone
+        ("atom.xml", 0, utc(2022, 1, 14, 3, 0)),
+        ("jsonfeed-1.0.json", 0, utc(2022, 1, 11, 9, 0)),  # RFC 3339
+        ("rss20-without-links.xml", 2, utc(2022, 1, 15)),
+        # Placeholders, not publication dates: the epoch, 1900, year 1.
+        ("rss20-without-links.xml", 0, None),
+        ("rss20-without-links.xml", 1, None),
+        ("jsonfeed-1.0.json", 1, None),
+        ("rss090.rdf", 0, None),  # no date at all
+    ],
+)
+def test_dates_are_aware_utc_and_placeholders_are_dropped(name: str, index: int, published_at: datetime | None) -> None:
+    assert own(name).entries[index].published_at == published_at
+
+
+def test_entries_without_links_are_keyed_by_guid_else_by_a_hash_of_their_text() -> None:
+    permalink, opaque, bare = own("rss20-without-links.xml").entries
+    assert (permalink.key, permalink.url) == ("https://news.example.org/bulletins/1042",) * 2  # the guid is the link
+    assert (opaque.key, opaque.url) == ("bulletin-1043", None)
+    # Keys are stored: the same entry must get the same key in every release.
+    text = "Neither link nor guid\nWater will be off on Abay Avenue on Saturday morning."
+    assert (bare.key, bare.url) == ("sha256:" + hashlib.sha256(text.encode()).hexdigest(), None)
+    assert [e.key for e in own("rss20-without-links.xml").entries] == [permalink.key, opaque.key, bare.key]
+
+
+# --------------------------------------------------------------------- own: quick scan
+
+OWN_FILES = sorted(path.name for path in OWN.iterdir())
+# Where the quick scan answers: well-formed feeds whose every entry has one absolute link.
+# Every other fixture gets None, feeds and documents that are not feeds alike.
+SCANNED = {
+    "rss10.rdf": ["https://news.example.org/stories/csto-troops-leave.html",
+                  "https://news.example.org/stories/internet-restored.html"],
+    "rss090.rdf": ["https://news.example.org/stories/curfew-lifted.html"],
+    "iso-8859-1-declared.xml": ["https://news.example.org/pt/debate.html"],
+    "utf-16le-without-bom.xml": ["https://news.example.org/ru/aeroport.html", "https://news.example.org/ru/odkb.html",
+                                 "https://news.example.org/ru/gaz.html"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", OWN_FILES)
+def test_entry_links_answer_only_when_unambiguous_and_agree_with_the_full_parse(name: str) -> None:
+    """Relative, missing or scripted links, JSON Feed, ill-formed XML and bodies in an
+    undeclared encoding all get None (parse in full); every answer is the full parse's."""
+    body = (OWN / name).read_bytes()
+    links = entry_links(body, url=FEED_URL)
+    assert links == SCANNED.get(name)
+    if links is not None:
+        assert links == [entry.url for entry in parse_feed(body, url=FEED_URL).entries]
+
+
+def test_the_quick_scan_expectations_name_existing_fixtures() -> None:
+    assert set(SCANNED) <= set(OWN_FILES)
+
+
+# ---------------------------------------------------------------- own: over HTTP
+
+HTTP_OWN = {
+    # path: (fixture, Content-Type sent, an entry title expected)
+    "/koi8": ("koi8-r-undeclared.xml", "text/xml", CYRILLIC_TITLES[0]),
+    "/koi8-declared": ("koi8-r-undeclared.xml", "application/rss+xml; charset=KOI8-R", CYRILLIC_TITLES[0]),
+    "/cp1251": ("windows-1251-undeclared.xml", "application/rss+xml", CYRILLIC_TITLES[1]),
+    "/utf16": ("utf-16le-without-bom.xml", "application/xml", CYRILLIC_TITLES[2]),
+    "/cp1252": ("windows-1252-undeclared.xml", "text/xml", "Eleições: candidatos debatem a economia em São Paulo"),
+    "/json": ("jsonfeed-1.1.json", "application/feed+json", "Border crossing reopens"),
+}
+
+
+def test_own_encodings_survive_http() -> None:
+    with HTTPServer() as server:
+        for path, (name, content_type, _title) in HTTP_OWN.items():
+            server.route(path, Response(body=(OWN / name).read_bytes(), headers={"Content-Type": content_type}))
+
+        async def fetch_all() -> dict[str, ParsedFeed]:
+            parsed = {}
+            async with Fetcher(PollSettings(allow_private_networks=True, timeout=5)) as fetcher:
+                for path in HTTP_OWN:
+                    result = await fetcher.fetch(server.url(path))
+                    assert result.body is not None
+                    parsed[path] = parse_feed(result.body, url=result.url, content_type=result.content_type)
+            return parsed
+
+        parsed = asyncio.run(fetch_all())
+    for path, (_name, _content_type, title) in HTTP_OWN.items():
+        assert title in [e.title for e in parsed[path].entries], path
+
+
+# ---------------------------------------------------------------------- own: inline
 
 
 @pytest.mark.parametrize(
@@ -128,7 +483,7 @@ def test_broken_json_feed_is_a_parse_error() -> None:
     assert caught.value.kind == "parse_error"
 
 
-# --------------------------------------------------------------------------- details
+# ------------------------------------------------------------------ own: inline details
 
 RSS_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>
