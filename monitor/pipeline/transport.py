@@ -1,7 +1,7 @@
 """The fetcher's network layer: every connection checked where it is made.
 
-``CheckingTransport`` is httpx's transport with an ``httpcore.AsyncConnectionPool`` whose
-network backend is a ``CheckingBackend``. Each TCP
+``CheckingTransport`` is an ``httpx.AsyncBaseTransport`` over an
+``httpcore.AsyncConnectionPool`` whose network backend is a ``CheckingBackend``. Each TCP
 connection the pool opens, for the first request to a host and for every redirect hop,
 goes through ``CheckingBackend.connect_tcp``: the host name is resolved there with the
 fetcher's resolver, its addresses are checked (``blocked_reason``) and the connection is
@@ -9,9 +9,26 @@ made to an address that passed, never to a fresh lookup, so a DNS answer cannot 
 between check and connect (rebinding). httpcore still does TLS with the URL's host as
 ``server_hostname``: SNI and certificate verification concern the name, not the address.
 
-No connection is made to an address ``blocked_reason`` refuses, unless private networks
-are allowed; a refusal leaves as ``Refused`` (kind and message), untouched on its way
-through the pool and the transport.
+Invariants:
+
+- no connection is made to an address ``blocked_reason`` refuses, unless private networks
+  are allowed; a refusal leaves as ``Refused`` (kind and message), untouched on its way
+  through the pool and the transport;
+- httpcore's exceptions leave as their httpx counterparts (``httpcore.ConnectTimeout`` as
+  ``httpx.ConnectTimeout``, and so on, the most specific one), whether raised while
+  sending or while the body streams, so callers deal in httpx's exceptions only;
+- a body streams: it is read from the socket as the caller iterates, never ahead;
+- connections are kept alive and reused, and closed with the transport.
+
+Everything here is the documented API of httpx (``AsyncBaseTransport``,
+``AsyncByteStream``, ``Request``/``Response``, ``create_ssl_context``) and httpcore (the
+pool, ``AsyncNetworkBackend``, ``AsyncNetworkStream``, its exception classes). One thing
+is relied on beyond it, for speed only: httpcore's pool tells whether an idle HTTP/1.1
+connection was closed by the server by asking its stream
+``get_extra_info("is_readable")``, which ``_Stream`` answers cheaply. Were the pool to
+stop asking, connections would still be reused and checked, only more slowly;
+``tests/test_transport.py`` fails when that question is no longer asked, when bodies stop
+streaming, when exceptions stop being mapped and when connections stop being reused.
 """
 
 from __future__ import annotations
@@ -21,7 +38,7 @@ import ipaddress
 import select
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpcore
@@ -210,11 +227,16 @@ class _Stream(httpcore.AsyncNetworkStream):
 # --------------------------------------------------------------------------- transport
 
 
-class CheckingTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with a connection pool that connects through the checker."""
+class CheckingTransport(httpx.AsyncBaseTransport):
+    """httpx requests over an httpcore connection pool that connects through ``backend``.
+
+    What ``httpx.AsyncHTTPTransport`` does for HTTP/1.1 without proxies, with the pool's
+    network backend ours: requests and responses translated between the two libraries'
+    models, the body streamed, httpcore's exceptions raised as httpx's. Environment
+    settings (proxies, CA bundles) are not consulted.
+    """
 
     def __init__(self, backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
@@ -222,6 +244,83 @@ class CheckingTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=backend,
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        url = request.url
+        outgoing = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            answer = await self._pool.handle_async_request(outgoing)
+        except Exception as exc:
+            mapped = _as_httpx(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        assert isinstance(answer.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_ResponseStream(answer.stream),
+            extensions=answer.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """httpcore's response body as httpx reads it, with httpcore's exceptions mapped."""
+
+    def __init__(self, inner: AsyncIterable[bytes]) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._inner:
+                yield part
+        except Exception as exc:
+            mapped = _as_httpx(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        close = getattr(self._inner, "aclose", None)
+        if close is not None:
+            await close()  # returns the connection to the pool, or closes it
+
+
+_HTTPX_EXCEPTIONS: dict[type[Exception], type[httpx.HTTPError]] = {
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+}
+
+
+def _as_httpx(exc: Exception) -> httpx.HTTPError | None:
+    """The httpx exception for an httpcore one (its most specific class), else None."""
+    for cls in type(exc).__mro__:
+        target = _HTTPX_EXCEPTIONS.get(cls)
+        if target is not None:
+            return target(str(exc))
+    return None
 
 
 __all__ = [
