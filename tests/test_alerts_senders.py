@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from monitor.alerts.channels import DeliveryError, digest_window_end
 from monitor.alerts.email import EmailSender, render
 from monitor.alerts.payloads import sample_message
-from monitor.alerts.webhook import WebhookSender, parse_retry_after, signature, signing_key
+from monitor.alerts.webhook import WebhookSender, signature, signing_key
 from monitor.config import EmailSettings, Settings, WebhookSettings, load_settings
 from monitor.errors import ConfigError
 from tests.support.servers import SMTPSink, WebhookReceiver, self_signed_cert
@@ -97,14 +97,6 @@ def test_unreachable_endpoint_is_transient() -> None:
         sender.send(message())
     sender.close()
     assert caught.value.kind == "transient"
-
-
-def test_retry_after_forms() -> None:
-    now = NOW.timestamp()
-    assert parse_retry_after("120", now=now) == 120
-    assert parse_retry_after("Wed, 01 May 2030 10:05:00 GMT", now=now) == 300
-    assert parse_retry_after("soon", now=now) is None
-    assert parse_retry_after("99999999", now=now) == 86400
 
 
 # ------------------------------------------------------------------------------- SMTP

@@ -353,7 +353,7 @@ def test_openapi_describes_the_responses(make_settings: Callable[..., Settings])
         "cursor",
     }
     components = schema["components"]["schemas"]
-    assert {"ArticleSummary", "ArticleDetail", "FeedOut", "MentionOut"} <= set(components)
+    assert {"ArticleSummary", "ArticleDetail", "FeedHealth", "MentionOut"} <= set(components)
 
 
 # --------------------------------------------------------------------------- Atom

@@ -191,3 +191,40 @@ def test_kill_9_mid_poll_then_poll_again_stores_every_article_exactly_once(
     assert count(engine, Alert) == 8  # one per article and channel, none twice
     assert feed_state(engine).lease_owner is None
     engine.dispose()
+
+
+def test_sighup_reloads_alert_channels_and_entities_without_a_restart(
+    sqlite_url: tuple[str, sa.Engine], config_file: Callable[..., Path], server: HTTPServer
+) -> None:
+    url, engine = sqlite_url
+    serve_site(server, 1)
+    server.route("/new-hook", Response(b"ok"))
+    config = write_config(config_file, url, server, interval="1s", tick="0.3s", shutdown_grace="3s")
+    daemon = subprocess.Popen([MONITOR, "--config", str(config), "run"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(server.hits("/hook")) == 1, 90, "the first alert, to the first URL")
+        settings = json.loads(config.read_text())
+        settings["alerts"]["webhooks"][0]["url"] = server.url("/new-hook")
+        settings["entities"] = [{"name": "Astana", "aliases": ["Astana", "Nur-Sultan"]}]
+        config.write_text(json.dumps(settings))
+        daemon.send_signal(signal.SIGHUP)
+        time.sleep(1.0)  # the reload takes milliseconds; the next story comes after it
+        # A story that mentions only the new entity, published after the reload.
+        items = [Item("Story 0", server.url("/p/0")), Item("Capital", server.url("/p/capital"))]
+        server.route("/p/capital", Response(article_page("Capital", story("Astana story", 8))))
+        server.route("/feed", Response(rss20(items), headers={"Content-Type": FEED_TYPES["rss20"]}))
+        wait_for(lambda: len(server.hits("/new-hook")) == 1, 30, "the next alert, to the new URL")
+        daemon.send_signal(signal.SIGTERM)
+        _out, log = daemon.communicate(timeout=15)
+    finally:
+        daemon.kill()
+    assert daemon.returncode == 0, log
+    assert len(server.hits("/hook")) == 1  # nothing more to the old URL
+    assert "configuration reloaded: alert channels changed: webhook:desk" in log
+    assert "configuration reloaded: entities added: Astana" in log
+    assert "Traceback" not in log, log
+    with engine.connect() as connection:
+        sent = connection.execute(
+            sa.select(Article.title, Alert.entities, Alert.status).join(Alert, Alert.article_id == Article.id)
+        ).all()
+    assert sorted(sent) == [("Capital", ["Astana"], "sent"), ("Story 0", ["Almaty"], "sent")]

@@ -31,8 +31,6 @@ from monitor.pipeline.fetch import (
     Fetcher,
     FetchResult,
     blocked_reason,
-    parse_max_age,
-    parse_retry_after,
 )
 from tests.support.servers import HTTPServer, Request, Response
 from tests.support.waiting import free_port
@@ -200,25 +198,6 @@ def test_429_with_retry_after_http_date(server: HTTPServer) -> None:
     error = failure(server.url("/x"))
     assert error.kind == FailureKind.HTTP_429
     assert error.retry_after is not None and 590 <= error.retry_after <= 600
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("120", 120.0), ("Wed, 05 Jan 2022 10:02:00 GMT", 120.0),
-     ("Wed, 05 Jan 2022 09:00:00 GMT", 0.0), ("soon", None), (None, None)],
-)  # fmt: skip
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    now = datetime(2022, 1, 5, 10, 0, tzinfo=UTC)
-    assert parse_retry_after(value, now=now) == expected
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [("max-age=60", 60.0), ("public, max-age=3600, must-revalidate", 3600.0),
-     ("no-cache", None), ("s-maxage=10", None), (None, None)],
-)  # fmt: skip
-def test_parse_max_age(header: str | None, expected: float | None) -> None:
-    assert parse_max_age(header) == expected
 
 
 # --------------------------------------------------------------------------- network

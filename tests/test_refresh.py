@@ -18,11 +18,14 @@ from sqlmodel import select
 
 from monitor.config import Settings
 from monitor.db import session
-from monitor.models import Alert, Article, Feed, Fingerprint, Mention, utcnow
+from monitor.models import Alert, Article, Feed, Fingerprint, Mention
 from monitor.pipeline.ingest import Archive
-from monitor.pipeline.refresh import CPUPool
+from monitor.pipeline.pool import CPUPool
+from monitor.scheduling.report import CycleReport
+from monitor.scheduling.sync import sync_feeds
+from monitor.scheduling.worker import Worker
 from monitor.seeds import load_seeds
-from monitor.worker import CycleReport, Worker, sync_feeds
+from monitor.times import utcnow
 from tests.support.feeds import FEED_TYPES, RENDER, Item, article_page, rss20, story
 from tests.support.paths import SEEDS_DIR
 from tests.support.servers import HTTPServer, Request, Response
@@ -253,7 +256,7 @@ def test_a_missing_page_falls_back_to_the_feed_content_with_a_note(
 
     report = poll(settings, engine, pool)
 
-    assert (report.stored, report.from_feed_content, report.skipped) == (2, 2, 1)
+    assert (report.stored, report.fallbacks, report.skipped) == (2, 2, 1)
     no_link, gone = sorted(articles(engine), key=lambda a: "#" not in a.url)
     assert gone.url == server.url("/gone") and gone.text == summary
     assert gone.extraction_note == "page http_404; feed content used"

@@ -19,9 +19,14 @@ from sqlmodel import select
 
 from monitor.config import FeedConfig, PollSettings
 from monitor.db import session
-from monitor.models import Article, Feed, utcnow
+from monitor.headers import MAX_SERVER_WAIT
+from monitor.models import Article, Feed
+from monitor.outcomes import PollStatus
 from monitor.pipeline.refresh import RefreshOutcome
-from monitor.worker import claim_feeds, plan_next, reclaim_abandoned, record_outcome, record_outcomes, sync_feeds
+from monitor.scheduling.backoff import plan_next
+from monitor.scheduling.leases import claim_feeds, reclaim_abandoned, record_outcome, record_outcomes
+from monitor.scheduling.sync import sync_feeds
+from monitor.times import utcnow
 from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
 from tests.support.paths import ROOT
 from tests.support.servers import HTTPServer, Response
@@ -80,7 +85,7 @@ POLL = PollSettings(interval=600, max_backoff=3600)
 
 
 def outcome(status: str = "ok", **kwargs: object) -> RefreshOutcome:
-    return RefreshOutcome(1, "Wire", status, **kwargs)  # type: ignore[arg-type]
+    return RefreshOutcome(feed_id=1, feed_name="Wire", status=PollStatus(status), **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +130,15 @@ def test_retry_after_wins_over_a_shorter_backoff_even_beyond_the_cap() -> None:
         rng=random.Random(1),
     )
     assert next_at == not_before == NOW + timedelta(hours=5)
+
+
+@pytest.mark.parametrize("hint", ["retry_after", "max_age"])
+def test_a_server_cannot_silence_a_feed_for_longer_than_a_day(hint: str) -> None:
+    ten_years = 10 * 365 * 86400.0
+    next_at, not_before = plan_next(
+        outcome("ok", **{hint: ten_years}), interval=600, error_count=0, poll=POLL, now=NOW, rng=random.Random(1)
+    )
+    assert next_at == not_before == NOW + timedelta(seconds=MAX_SERVER_WAIT)
 
 
 # ---------------------------------------------------------------------------- leases
@@ -302,7 +316,7 @@ def test_poll_and_feeds_commands(fresh_database_url: Callable[[str], str], confi
     assert "Feed 2: http_5xx: HTTP 503" in human.stdout
 
     feeds = {f["name"]: f for f in json.loads(listed.stdout)}
-    assert feeds["Feed 0"]["status"] == "ok" and feeds["Feed 0"]["articles"] == 2
+    assert feeds["Feed 0"]["status"] == "ok" and feeds["Feed 0"]["articles_stored"] == 2
     assert feeds["Feed 2"]["status"] == "error" and feeds["Feed 2"]["error_count"] == 2
     assert feeds["Feed 2"]["error_kind"] == "http_5xx" and feeds["Feed 2"]["last_success_at"] is None
     assert feeds["Feed 2"]["next_poll_at"] > feeds["Feed 2"]["last_polled_at"]

@@ -81,7 +81,7 @@ def main() -> None:
 
     pages = [p.read_bytes() for p in sorted(PAGES.glob("*.html"))]
     if not pages:
-        raise SystemExit(f"no page corpus at {PAGES} (set MONITOR_TEST_CORPUS to a copy)")
+        raise SystemExit(f"no page corpus at {PAGES} (set TEST_CORPUS to a copy)")
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", seeds_dir=ROOT / "seeds")
         engine = make_engine(settings.database_url)

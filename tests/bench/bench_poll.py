@@ -45,10 +45,13 @@ from feedserver import ENTRIES, FEEDS, corpus_pages, known_feed, known_url, page
 
 from monitor.config import Settings  # noqa: E402
 from monitor.db import make_engine, session, upgrade_schema  # noqa: E402
-from monitor.models import Article, utcnow  # noqa: E402
+from monitor.models import Article  # noqa: E402
 from monitor.pipeline.ingest import Archive  # noqa: E402
+from monitor.scheduling.report import CycleReport  # noqa: E402
+from monitor.scheduling.sync import sync_feeds  # noqa: E402
+from monitor.scheduling.worker import Worker  # noqa: E402
 from monitor.seeds import load_seeds  # noqa: E402
-from monitor.worker import CycleReport, Worker, sync_feeds  # noqa: E402
+from monitor.times import utcnow  # noqa: E402
 from tests.support.corpus import PAGES as PAGES_DIR  # noqa: E402
 from tests.support.waiting import free_port  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The real-world corpus: news pages with gold snippets, real feeds, conformance feeds.
 
-It is third-party material kept outside the repository: ``$MONITOR_TEST_CORPUS`` when
+It is third-party material kept outside the repository: ``$TEST_CORPUS`` when
 set, else ``../shared/corpus`` beside the checkout. The location is read once, when the
 tests are collected (the fixtures clear ``MONITOR_*`` variables for each test). Tests
 that read the corpus skip without it, saying where it was looked for; every behaviour
@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-ENV = "MONITOR_TEST_CORPUS"
+ENV = "TEST_CORPUS"
 DEFAULT = ROOT.parent / "shared" / "corpus"
 
 
