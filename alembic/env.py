@@ -32,9 +32,7 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
         return False
     if type_ == "index" and name in _UNMODELLED_INDEXES:
         return False
-    if type_ == "column" and name in _UNMODELLED_COLUMNS:
-        return False
-    return True
+    return not (type_ == "column" and name in _UNMODELLED_COLUMNS)
 
 
 def _configure(connection) -> None:  # type: ignore[no-untyped-def]

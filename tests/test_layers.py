@@ -1,12 +1,12 @@
 """The package's layers: a module imports only from its own layer or the ones below.
 
-    outcomes, times, text              vocabulary
-    errors, headers                    errors and HTTP hints
-    config, db, models                 settings and storage
-    query, search, health, alerts      reading the archive; the alert outbox and senders
-    pipeline                           the data path (stores articles and their alerts)
-    seeds, scheduling                  what drives the pipeline
-    api, cli                           what users touch
+outcomes, times, text              vocabulary
+errors, headers                    errors and HTTP hints
+config, db, models                 settings and storage
+query, search, health, alerts      reading the archive; the alert outbox and senders
+pipeline                           the data path (stores articles and their alerts)
+seeds, scheduling                  what drives the pipeline
+api, cli                           what users touch
 """
 
 from __future__ import annotations

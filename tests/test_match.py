@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +61,7 @@ def test_offsets_hold_on_random_text(matcher: EntityMatcher) -> None:
         matches = matcher.find(text)
         for m in matches:
             assert text[m.start : m.end] == m.text
-        assert all(a.end <= b.start for a, b in zip(matches, matches[1:]))
+        assert all(a.end <= b.start for a, b in itertools.pairwise(matches))
 
 
 def test_every_planted_mention_is_found_where_it_was_planted(matcher: EntityMatcher) -> None:

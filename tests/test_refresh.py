@@ -147,7 +147,7 @@ def test_a_second_poll_stores_only_new_entries(
     settings = configure({"Wire": "/feed"})
     assert poll(settings, engine, pool).stored == 3
 
-    serve_feed(server, "/feed", rss20([Item("Story 3", server.url("/s/3"))] + first))
+    serve_feed(server, "/feed", rss20([Item("Story 3", server.url("/s/3")), *first]))
     report = poll(settings, engine, pool)
 
     assert (report.entries_seen, report.new_entries, report.stored) == (4, 1, 1)

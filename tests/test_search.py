@@ -57,8 +57,10 @@ class Archive:
 ARTICLES: dict[str, tuple] = {
     "almaty_en": (
         "Protests erupt in Almaty",
-        "Thousands of protesters gathered in Almaty on Wednesday as fuel prices doubled. "
-        "The government asked the Collective Security Treaty Organization for help.",
+        (
+            "Thousands of protesters gathered in Almaty on Wednesday as fuel prices doubled. "
+            "The government asked the Collective Security Treaty Organization for help."
+        ),
         t(5, 8),
         t(5, 9),
         "Example World",
@@ -76,8 +78,10 @@ ARTICLES: dict[str, tuple] = {
     ),
     "nazarbayev": (
         "Nazarbayev leaves the security council",
-        "Former president Nursultan Nazarbayev left the security council; Tokayev took "
-        "the chair. The treaty with Moscow was not discussed.",
+        (
+            "Former president Nursultan Nazarbayev left the security council; Tokayev took "
+            "the chair. The treaty with Moscow was not discussed."
+        ),
         t(7, 9),
         t(7, 10),
         "Example World",

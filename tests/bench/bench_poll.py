@@ -292,7 +292,8 @@ def print_results(r: dict[str, Any]) -> None:
     before, after = n["trafilatura_before_after_s"]
     print(
         f"3. new articles: {n['pages']} pages in {n['wall_s']} s vs trafilatura.extract alone "
-        f"{n['trafilatura_extract_alone_s']} s (before {before} s, after {after} s) = {n['ratio']}x ({n['stored']} stored, {n['duplicates']} duplicates, "
+        f"{n['trafilatura_extract_alone_s']} s (before {before} s, after {after} s) = {n['ratio']}x "
+        f"({n['stored']} stored, {n['duplicates']} duplicates, "
         f"{n['from_feed_content']} from feed content, {n['skipped']} skipped)"
     )
     print(
