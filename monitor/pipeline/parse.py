@@ -4,9 +4,9 @@ feedparser only ever sees the bytes the fetcher got, wrapped in a file object: g
 string it would fetch URLs, and given ``bytes`` it would try them as a *file name*. The
 response's content type goes along so that it resolves encodings the way HTTP says.
 HTML in titles, summaries and content becomes plain text; dates become aware UTC
-datetimes; links are made absolute against the feed's URL. An ill-formed feed whose
-entries are still readable is accepted with a ``warning``; anything that is not a feed
-raises ``FetchError(FailureKind.NOT_A_FEED)``.
+datetimes (``dates``); links are made absolute against the feed's URL. An ill-formed
+feed whose entries are still readable is accepted with a ``warning``; anything that is
+not a feed raises ``FetchError(FailureKind.NOT_A_FEED)``.
 
 One module, past the house's usual size: the full parse, JSON Feed and the quick link
 scan (``entry_links``) share the rules for links and text, and must agree exactly (a
@@ -15,7 +15,6 @@ test checks the scan against the full parse on every corpus feed).
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import html
 import io
@@ -23,7 +22,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -34,6 +33,7 @@ import lxml.html
 
 from monitor.errors import FetchError
 from monitor.outcomes import FailureKind
+from monitor.pipeline.dates import struct_to_utc, text_to_utc
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 # Root elements of RSS (0.9x, 1.0 as rdf:RDF, 2.0), Atom and CDF documents.
@@ -49,8 +49,6 @@ _BLOCK_TAGS = {
 _DROP_TAGS = ("script", "style", "noscript", "template")
 _SPACES_RE = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _BLANK_LINES_RE = re.compile(r"\n\s*\n+")
-# Dates before this are placeholders ("0001-01-01", epoch) rather than publication dates.
-_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -217,7 +215,7 @@ def _entry_from_feedparser(entry: Any, feed_url: str) -> Entry:
         title=title,
         summary=summary,
         content=content,
-        published_at=_struct_to_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        published_at=struct_to_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
         author=_html_to_text(author, limit=500),
     )
 
@@ -233,17 +231,6 @@ def _text_of(detail: Any) -> str | None:
     if "html" in kind or "xml" in kind or not kind:
         return _html_to_text(value)
     return None  # base64 images and other media are not text
-
-
-def _struct_to_utc(value: Any) -> datetime | None:
-    """feedparser's parsed dates are UTC struct_times."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
-    except (OverflowError, ValueError, OSError, TypeError):
-        return None
-    return moment if moment >= _EARLIEST else None
 
 
 # ------------------------------------------------------------------ links at a glance
@@ -373,8 +360,8 @@ def _json_entry(item: dict[str, Any], base: str) -> Entry:
         title=title,
         summary=summary,
         content=content,
-        published_at=_iso_to_utc(_string(item.get("date_published")))
-        or _iso_to_utc(_string(item.get("date_modified"))),
+        published_at=text_to_utc(_string(item.get("date_published")))
+        or text_to_utc(_string(item.get("date_modified"))),
         author=_json_author(item),
     )
 
@@ -386,20 +373,6 @@ def _json_author(item: dict[str, Any]) -> str | None:
     names = [_clean_text(_string(a.get("name"))) for a in authors if isinstance(a, dict)]
     joined = ", ".join(n for n in names if n)
     return joined[:500] or None
-
-
-def _iso_to_utc(value: str | None) -> datetime | None:
-    """An RFC 3339 date (JSON Feed), or anything feedparser's date parsers know."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return _struct_to_utc(feedparser.datetimes._parse_date(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # RFC 3339 requires an offset; assume UTC
-    moment = moment.astimezone(UTC)
-    return moment if moment >= _EARLIEST else None
 
 
 def _string(value: Any) -> str | None:
