@@ -266,7 +266,7 @@ async def run(args: argparse.Namespace, base: str, settings: Settings, engine: s
             "ratio": round(first_wall / alone, 2),
             "stored": first.stored,
             "duplicates": first.duplicates,
-            "from_feed_content": first.from_feed_content,
+            "from_feed_content": first.fallbacks,
             "skipped": first.skipped,
         }
         results["memory"] = {"cycles": memory, **peaks}
