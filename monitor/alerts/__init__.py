@@ -13,8 +13,31 @@ id, so a receiver that drops repeated ids sees each alert exactly once.
 
 from __future__ import annotations
 
-from monitor.alerts.channels import DeliveryError
-from monitor.alerts.dispatch import DeliveryReport, deliver_due, send_test
-from monitor.alerts.outbox import enqueue_alerts
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.alerts.channels import DeliveryError
+    from monitor.alerts.dispatch import DeliveryReport, deliver_due, send_test
+    from monitor.alerts.outbox import enqueue_alerts
 
 __all__ = ["DeliveryError", "DeliveryReport", "deliver_due", "enqueue_alerts", "send_test"]
+
+# The names above are imported on first use: storing an article needs only the outbox,
+# and should not load the senders (httpx, smtplib) with it.
+_HOMES = {
+    "DeliveryError": "monitor.alerts.channels",
+    "DeliveryReport": "monitor.alerts.dispatch",
+    "deliver_due": "monitor.alerts.dispatch",
+    "send_test": "monitor.alerts.dispatch",
+    "enqueue_alerts": "monitor.alerts.outbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
