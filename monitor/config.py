@@ -370,6 +370,14 @@ class Settings(_Strict):
 
 # --------------------------------------------------------------------------- loading
 
+# libyaml's parser when PyYAML has it: ten times faster on the shipped file.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader, C or Python
+
+
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -436,7 +444,7 @@ def _env_value(raw: str) -> Any:
     # Structured values (lists, mappings) are written as YAML flow: "[a, b]".
     if raw.strip()[:1] in ("[", "{"):
         try:
-            return yaml.safe_load(raw)
+            return _yaml(raw)
         except yaml.YAMLError as exc:
             raise ConfigError(f"cannot parse {raw!r} as YAML: {exc}") from None
     return raw
@@ -494,7 +502,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
     data: Any = {}
     if config_path.exists():
         try:
-            data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            data = _yaml(config_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
