@@ -6,6 +6,7 @@ imported costs nothing (the figures are in BENCHMARKS.md, "Command start-up").
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 import pytest
 from alembic.script import ScriptDirectory
+from click.testing import CliRunner
 
 from monitor.cli import COMMANDS, main
 from monitor.db import alembic_config, head_revisions, make_engine, script_head, upgrade_schema
@@ -148,3 +150,14 @@ def test_head_revisions_leave_scripts_they_cannot_read_to_alembic(tmp_path: Path
     _migration(tmp_path, "a", "None")
     _migration(tmp_path, "b", down)
     assert head_revisions(tmp_path) is None
+
+
+def test_a_command_run_in_process_leaves_the_garbage_collector_as_it_was() -> None:
+    # As the program, ``monitor`` pauses the collector while it loads a command and
+    # freezes what is loaded; a caller running a command in its own process keeps its
+    # collector untouched.
+    frozen = gc.get_freeze_count()
+    result = CliRunner().invoke(main, ["search", "--limit", "many"])
+    assert result.exit_code == 2 and "--limit" in result.output
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
