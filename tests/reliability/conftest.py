@@ -7,6 +7,12 @@ counts with the ``ledger`` fixture:
     ledger.record("fetch", tried=34, survived=34)
     ledger.record("store", tried=3, survived=3, lost=0, duplicated=0)
 
+or counts a case as tried when it starts and as survived when its block passes, so a
+case whose assertions fail shows as tried and not survived:
+
+    with ledger.trial("fetch"):
+        ...  # try it and assert the outcome
+
 *tried* cases put to the part, *survived* the ones it came through as it should (a clear
 error recorded, the rest unaffected), *lost* data that was stored and is gone,
 *duplicated* data stored twice, *crashed* a process that died or a traceback where a
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -46,6 +53,13 @@ class Ledger:
         counts = self.parts.setdefault(part, Counts())
         for name, value in zip(COLUMNS, (tried, survived, lost, duplicated, crashed), strict=True):
             setattr(counts, name, getattr(counts, name) + value)
+
+    @contextmanager
+    def trial(self, part: str, tried: int = 1) -> Iterator[None]:
+        """``tried`` cases of ``part``: counted as tried now, as survived once the block passes."""
+        self.record(part, tried=tried, survived=0)
+        yield
+        self.record(part, tried=0, survived=tried)
 
     def table(self) -> str:
         rows = [f"| part | {' | '.join(COLUMNS)} |", f"| --- |{' ---: |' * len(COLUMNS)}"]
