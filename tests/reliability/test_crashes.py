@@ -1,0 +1,188 @@
+"""Crashes and company: ``kill -9`` mid-poll and mid-dispatch, again and again, and two
+daemons on one database. Real ``monitor run`` processes, real feeds, a real webhook
+receiver that verifies signatures and, like a well-behaved receiver, keeps the first
+delivery of each ``webhook-id``.
+
+What must hold: every story ends up stored exactly once, every alert is delivered (a
+re-send after a crash carries the same ``webhook-id``, so the receiver drops it), no
+article is alerted under two ids, the extraction pool of a killed daemon exits by itself,
+and the next daemon takes over the dead one's work at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.models import Alert, Article
+from monitor.outcomes import AlertStatus
+from tests.reliability.conftest import Ledger
+from tests.support.daemons import Daemon
+from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
+from tests.support.paths import SEEDS_DIR
+from tests.support.servers import HTTPServer, Response, WebhookReceiver
+from tests.support.waiting import wait_for
+
+SECRET = "whsec_" + "c2VjcmV0LW9mLXRoZS1jcmFzaC10ZXN0cw=="
+
+
+def site(server: HTTPServer, feed: str, pages: int, *, delay: float = 0.0) -> list[str]:
+    """A feed of ``pages`` stories that mention Almaty; their URLs."""
+    urls = [server.url(f"{feed}/p/{n}") for n in range(pages)]
+    items = [Item(f"Story {feed} {n}", url) for n, url in enumerate(urls)]
+    server.route(feed, Response(rss20(items), headers={"Content-Type": FEED_TYPES["rss20"]}))
+    for n in range(pages):
+        body = article_page(f"Story {feed} {n}", story(f"Almaty {feed.strip('/')} {n}", 8))
+        server.route(f"{feed}/p/{n}", Response(body, headers={"Content-Type": "text/html"}, delay=delay))
+    return urls
+
+
+def config(
+    config_file: Callable[..., Path],
+    database_url: str,
+    feeds: dict[str, str],
+    receiver: WebhookReceiver,
+    **poll: Any,
+) -> Path:
+    settings = {
+        "database_url": database_url,
+        "seeds_dir": str(SEEDS_DIR),
+        "poll": {"allow_private_networks": True, "extract_workers": 1, "tick": "0.3s", "shutdown_grace": "3s", **poll},
+        "feeds": [{"name": name, "url": url, "interval": poll.get("interval", "10m")} for name, url in feeds.items()],
+        "alerts": {"webhooks": [{"name": "desk", **receiver.settings()}]},
+    }
+    return config_file(json.dumps(settings))
+
+
+def count(engine: sa.Engine, what: Any, *where: Any) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(what).where(*where)).scalar_one()
+
+
+def stored_urls(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(sa.select(Article.url)).scalars())
+
+
+def alerted_urls(receiver: WebhookReceiver) -> list[str]:
+    """The article of each delivery the receiver kept (one per ``webhook-id``)."""
+    with receiver.lock:
+        return [payload["data"]["article"]["url"] for payload in receiver.kept.values()]
+
+
+def tally(ledger: Ledger, part: str, rounds: int, expected: list[str], got: list[str], crashed: int = 0) -> None:
+    lost = len(set(expected) - set(got))
+    duplicated = len(got) - len(set(got))
+    clean = not (lost or duplicated or crashed)
+    ledger.record(
+        part, tried=rounds, survived=rounds if clean else 0, lost=lost, duplicated=duplicated, crashed=crashed
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_kill_9_mid_poll_again_and_again_loses_and_repeats_nothing(
+    fresh_database_url: Callable[[str], str], config_file: Callable[..., Path], ledger: Ledger, kind: str
+) -> None:
+    rounds, pages = 3, 8
+    url = fresh_database_url(kind)
+    engine = sa.create_engine(url)
+    with HTTPServer() as server, WebhookReceiver(SECRET) as receiver:
+        expected = site(server, "/feed", pages, delay=0.5)
+        path = config(config_file, url, {"Wire": server.url("/feed")}, receiver, per_host=1, timeout="30s")
+        progress = []
+        for _ in range(rounds):
+            before = count(engine, Article)
+            with Daemon(path) as daemon:
+                wait_for(lambda: count(engine, Article) > before, 60, "a story stored by this daemon")  # noqa: B023
+                daemon.kill()
+                daemon.helpers_gone()
+            progress.append(count(engine, Article))
+        assert progress[-1] < pages, f"the polls were not cut short: {progress}"
+        with Daemon(path) as daemon:
+            wait_for(lambda: count(engine, Article) == pages, 60, "every story")
+            wait_for(lambda: len(receiver.kept) >= pages, 30, "every alert")
+            assert daemon.stop() == 0
+            log = daemon.log()
+        assert "Traceback" not in log, log
+    got = stored_urls(engine)
+    alerted = alerted_urls(receiver)
+    alerts = count(engine, Alert)
+    engine.dispose()
+    tally(ledger, "daemon", rounds, expected, got)
+    tally(ledger, "alerts", rounds, expected, alerted)
+    assert sorted(got) == sorted(expected)
+    assert sorted(alerted) == sorted(expected)  # one alert per story, under one id
+    assert alerts == pages
+
+
+def test_kill_9_mid_dispatch_again_and_again_sends_every_alert_under_one_id(
+    fresh_database_url: Callable[[str], str], config_file: Callable[..., Path], ledger: Ledger
+) -> None:
+    rounds, pages = 3, 5
+    url = fresh_database_url("postgresql")
+    engine = sa.create_engine(url)
+    with HTTPServer() as server, WebhookReceiver(SECRET, delay=1.5) as receiver:
+        expected = site(server, "/feed", pages)
+        path = config(config_file, url, {"Wire": server.url("/feed")}, receiver, per_host=20)
+        for _ in range(rounds):
+            before = len(receiver.deliveries)
+            with Daemon(path) as daemon:
+                # The receiver holds each answer 1.5 s: kill while it holds one.
+                wait_for(lambda: len(receiver.deliveries) > before, 60, "a delivery under way")  # noqa: B023
+                daemon.kill()
+                daemon.helpers_gone()
+        receiver.delay = 0
+        with Daemon(path) as daemon:
+            wait_for(lambda: count(engine, Alert, Alert.status == AlertStatus.SENT) == pages, 60, "every alert sent")
+            assert daemon.stop() == 0
+            log = daemon.log()
+        assert "Traceback" not in log, log
+        alerted = alerted_urls(receiver)
+        resent = receiver.repeats
+    alerts = count(engine, Alert)
+    engine.dispose()
+    tally(ledger, "alerts", rounds, expected, alerted)
+    assert sorted(alerted) == sorted(expected)
+    assert alerts == pages
+    # The killed deliveries were sent again, each under the id it had: the receiver saw
+    # repeats, and kept one payload per story.
+    assert resent >= rounds
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_daemons_on_one_database_do_each_thing_once(
+    fresh_database_url: Callable[[str], str], config_file: Callable[..., Path], ledger: Ledger, kind: str
+) -> None:
+    feeds, pages = 4, 3
+    url = fresh_database_url(kind)
+    engine = sa.create_engine(url)
+    with HTTPServer() as server, WebhookReceiver(SECRET) as receiver:
+        expected = [u for n in range(feeds) for u in site(server, f"/f{n}", pages, delay=0.2)]
+        names = {f"Wire {n}": server.url(f"/f{n}") for n in range(feeds)}
+        path = config(config_file, url, names, receiver, per_host=20, interval="1s")
+        with Daemon(path) as first, Daemon(path) as second:
+            wait_for(lambda: count(engine, Article) == feeds * pages, 60, "every story")
+            wait_for(lambda: len(receiver.kept) >= feeds * pages, 30, "every alert")
+            # Both keep polling the (unchanged) feeds for a while.
+            polls = sum(len(server.hits(f"/f{n}")) for n in range(feeds))
+            wait_for(lambda: sum(len(server.hits(f"/f{n}")) for n in range(feeds)) >= polls + 2 * feeds, 30, "polls")
+            codes = (first.stop(), second.stop())
+            logs = first.log() + second.log()
+        page_fetches = [len(server.hits(u.removeprefix(server.url("")))) for u in expected]
+        alerted = alerted_urls(receiver)
+        repeats = receiver.repeats
+    got = stored_urls(engine)
+    alerts = count(engine, Alert)
+    engine.dispose()
+    crashed = sum(code != 0 for code in codes) + logs.count("Traceback")
+    tally(ledger, "daemon", 1, expected, got, crashed=crashed)
+    tally(ledger, "alerts", 1, expected, alerted)
+    assert codes == (0, 0) and "Traceback" not in logs, logs
+    assert sorted(got) == sorted(expected) and alerts == feeds * pages
+    assert page_fetches == [1] * len(expected)  # no page fetched by both
+    assert sorted(alerted) == sorted(expected) and repeats == 0  # no alert sent by both
