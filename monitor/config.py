@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,10 @@ PATH_KEYS = (("database_url",), ("seeds_dir",), ("alerts", "email", "ca_file"))
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer than any interval, timeout or time filter means anything; past it a duration
+# overflows the date arithmetic it feeds (``now - timedelta``) or never comes round.
+MAX_DURATION = 100 * 365.25 * 86400
+MAX_DURATION_TEXT = "100 years"
 
 
 def parse_duration(value: Any) -> float:
@@ -70,8 +75,10 @@ def parse_duration(value: Any) -> float:
             seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
     else:
         raise ValueError("expected a duration such as 30s, 15m or 1h")
-    if seconds <= 0:
+    if math.isnan(seconds) or seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than the longest duration allowed ({MAX_DURATION_TEXT})")
     return seconds
 
 
@@ -324,6 +331,12 @@ class DedupSettings(_Strict):
 class ServeSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # The longest a database statement of one request may run; past it the request
+    # is a 503 and the statement is cancelled, whether or not the client still waits.
+    statement_timeout: Duration = 5.0
+    # Failed sign-ins on the page's form allowed per client address within login_window.
+    login_attempts: int = Field(5, ge=1, le=1000)
+    login_window: Duration = 60.0
 
 
 class Settings(_Strict):

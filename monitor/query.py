@@ -25,12 +25,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from monitor.config import parse_duration
+from monitor.config import MAX_DURATION_TEXT, parse_duration
 from monitor.errors import QueryError
 from monitor.times import as_utc
 
 MAX_QUERY_LENGTH = 1000
 MAX_QUERY_OPERANDS = 50
+MAX_TIME_LENGTH = 100
+# The times a filter may name: the epoch to the last day ``datetime`` can hold in UTC.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------- query language
@@ -218,12 +222,19 @@ def parse_time(text: str, *, now: datetime, end: bool = False) -> datetime:
     duration ago (``7d``, ``12h``, ``30m``, ``2w``, ``1d12h``).
 
     With ``end`` (for an upper bound) a bare date or day means the end of that day, so
-    ``--until 2022-01-06`` includes the 6th. Raises ``QueryError``.
+    ``--until 2022-01-06`` includes the 6th. The time must fall within 1970..9999 (UTC).
+    Raises ``QueryError``.
     """
     value = text.strip().lower() if isinstance(text, str) else ""
     now = as_utc(now)
     if not value:
         raise QueryError("time: empty value" + _TIME_HINT)
+    if len(value) > MAX_TIME_LENGTH:
+        raise QueryError(f"time: too long ({len(value)} characters, at most {MAX_TIME_LENGTH})" + _TIME_HINT)
+    return _within_range(text, _parse_time(text, value, now, end))
+
+
+def _parse_time(text: str, value: str, now: datetime, end: bool) -> datetime:
     day = _named_day(value, now)
     if day is None and _DATE_RE.fullmatch(value):
         try:
@@ -238,9 +249,23 @@ def parse_time(text: str, *, now: datetime, end: bool = False) -> datetime:
     if _DURATION_RE.fullmatch(value):
         return _time_ago(text, value, now)
     try:
-        return as_utc(datetime.fromisoformat(text.strip().replace("z", "Z")))
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise QueryError(f"time: {text!r} is not a time" + _TIME_HINT) from None
+    try:
+        return as_utc(moment)
+    except OverflowError:
+        # 0001-01-01T00:00:00+05:00 is a valid time whose UTC is before year 1.
+        raise QueryError(f"time: {text!r} is out of range: {_RANGE}") from None
+
+
+_RANGE = "times from 1970-01-01 to 9999-12-31 (UTC) can be searched"
+
+
+def _within_range(text: str, moment: datetime) -> datetime:
+    if not EARLIEST <= moment <= LATEST:
+        raise QueryError(f"time: {text.strip()!r} is out of range: {_RANGE}")
+    return moment
 
 
 _TIME_HINT = " (use a date like 2022-01-06, an ISO time like 2022-01-06T10:00:00Z, or a duration ago like 7d or 12h)"
@@ -257,9 +282,24 @@ def _named_day(value: str, now: datetime) -> date | None:
 def _time_ago(text: str, value: str, now: datetime) -> datetime:
     try:
         seconds = parse_duration(value)
-        return now - timedelta(seconds=seconds)
-    except (ValueError, OverflowError):
+    except ValueError as exc:
+        if MAX_DURATION_TEXT in str(exc):
+            raise QueryError(f"time: {text.strip()!r} is more than {MAX_DURATION_TEXT} ago" + _TIME_HINT) from None
         raise QueryError(f"time: {text!r} is not a duration" + _TIME_HINT) from None
+    try:
+        return now - timedelta(seconds=seconds)
+    except OverflowError:
+        raise QueryError(f"time: {text.strip()!r} ago is out of range: {_RANGE}") from None
 
 
-__all__ = ["MAX_QUERY_LENGTH", "MAX_QUERY_OPERANDS", "Phrase", "Query", "parse_query", "parse_time"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "MAX_QUERY_LENGTH",
+    "MAX_QUERY_OPERANDS",
+    "MAX_TIME_LENGTH",
+    "Phrase",
+    "Query",
+    "parse_query",
+    "parse_time",
+]

@@ -42,6 +42,30 @@ def test_bad_durations(text: object) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["999999999999w", "5300w", "9" * 400, 1e300, float("inf"), "36525d1s"])
+def test_durations_past_a_hundred_years_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="100 years"):
+        parse_duration(text)
+    assert parse_duration("36525d") == 36525 * 86400
+
+
+def test_nan_is_not_a_duration() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        parse_duration(float("nan"))
+
+
+def test_an_endless_interval_in_the_config_is_one_clear_line(config_file: Callable[..., Path]) -> None:
+    path = config_file("poll:\n  interval: 999999999999w\nserve:\n  statement_timeout: 2s\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    message = str(caught.value)
+    assert message.startswith("config: poll.interval: ") and "100 years" in message
+    assert "\n" not in message
+    settings = load_settings(config_file("serve:\n  statement_timeout: 250ms\n"), {})
+    assert settings.serve.statement_timeout == 0.25
+    assert (settings.serve.login_attempts, settings.serve.login_window) == (5, 60)
+
+
 def test_env_overrides_nested_keys(config_file: Callable[..., Path]) -> None:
     path = config_file("poll:\n  concurrency: 5\nfeeds: []\n")
     env = {

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor.errors import QueryError
-from monitor.query import MAX_QUERY_LENGTH, Phrase, Query, parse_query, parse_time
-from monitor.search import decode_cursor, encode_cursor
+from monitor.query import EARLIEST, LATEST, MAX_QUERY_LENGTH, Phrase, Query, parse_query, parse_time
+from monitor.search import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 
 NOW = datetime(2022, 1, 10, 12, 30, tzinfo=UTC)
 
@@ -231,3 +235,105 @@ def test_cursor_round_trip() -> None:
 def test_invalid_cursor_is_a_query_error(cursor: str) -> None:
     with pytest.raises(QueryError, match="invalid cursor"):
         decode_cursor(cursor)
+
+
+# ------------------------------------------------------------------- bounds on input
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0001-01-01T00:00:00+05:00", "out of range"),  # before year 1 once in UTC
+        ("9999-12-31T23:00:00-05:00", "out of range"),  # after 9999 once in UTC
+        ("1969-12-31", "out of range"),
+        ("1969-12-31T23:59:59Z", "out of range"),
+        ("0001-01-01", "out of range"),
+        ("5000w", "out of range"),  # 96 years before NOW
+        ("999999999999w", "100 years"),
+        ("99999999999999999999d", "100 years"),
+        ("1" * 101, "too long"),
+    ],
+)
+def test_a_time_out_of_range_is_a_query_error(text: str, reason: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_time(text, now=NOW)
+    message = str(caught.value)
+    assert message.startswith("time: ") and reason in message and "\n" not in message
+
+
+def test_the_range_of_times_reaches_from_1970_to_9999() -> None:
+    assert parse_time("1970-01-01", now=NOW) == EARLIEST
+    assert parse_time("9999-12-31", now=NOW, end=True) == LATEST
+    assert parse_time("9999-12-31T23:59:59+00:00", now=NOW) < LATEST
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["0001-01-01T00:00:00+05:00", 1],  # a valid time that overflows in UTC
+        ["2022-01-06T10:00:00+00:00", 2**63],
+        ["2022-01-06T10:00:00+00:00", 2**70],
+        ["2022-01-06T10:00:00+00:00", -1],
+        ["2022-01-06T10:00:00+00:00", int("9" * 50)],
+    ],
+    ids=repr,
+)
+def test_a_cursor_out_of_range_is_a_query_error(payload: list[object]) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    with pytest.raises(QueryError) as caught:
+        decode_cursor(cursor)
+    assert str(caught.value).startswith("cursor: invalid cursor (")
+
+
+def test_an_overlong_cursor_is_refused_before_decoding() -> None:
+    long_cursor = encode_cursor(datetime(2022, 1, 6, tzinfo=UTC), 1) + "A" * MAX_CURSOR_LENGTH
+    with pytest.raises(QueryError, match="longer than"):
+        decode_cursor(long_cursor)
+
+
+# --------------------------------------------------------- the parser, any text at all
+
+# Text as users type it, and as attackers do: words, ORs, exclusions and phrases in
+# any arrangement, built of odd characters (case-changing letters, combining marks,
+# punctuation, surrogates, controls); and plain random text.
+_CHARS = st.one_of(
+    st.sampled_from(list("abz09-.:*") + ["İ", "ß", "ﬁ", "\u0301", "Ω", "字", "٣", "ǅ", "\x00", "\ud800"]),
+    st.characters(codec=None),
+)
+_WORDS = st.text(_CHARS, min_size=1, max_size=8)
+_TOKENS = st.one_of(
+    _WORDS,
+    st.just("OR"),
+    _WORDS.map(lambda w: "-" + w),
+    st.lists(_WORDS, max_size=3).map(lambda ws: '"' + " ".join(ws) + '"'),
+    st.lists(_WORDS, min_size=1, max_size=3).map(lambda ws: '-"' + " ".join(ws) + '"'),
+)
+query_texts = st.one_of(
+    st.lists(_TOKENS, max_size=30).map(" ".join).filter(lambda text: len(text) <= 400),
+    st.text(st.one_of(_CHARS, st.sampled_from('" -O')), max_size=400),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query_texts)
+def test_any_text_parses_to_a_query_or_a_query_error(text: str) -> None:
+    try:
+        query = parse_query(text)
+    except QueryError as exc:
+        assert str(exc).startswith("query: ") and "\n" not in str(exc)
+        return
+    # What the query renders to reads back as the same query.
+    assert parse_query(str(query)) == query
+    query.to_fts5()
+    query.to_tsquery()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(codec=None), max_size=120))
+def test_any_text_is_a_time_or_a_query_error(text: str) -> None:
+    try:
+        moment = parse_time(text, now=NOW)
+    except QueryError as exc:
+        assert str(exc).startswith("time: ") and "\n" not in str(exc)
+        return
+    assert EARLIEST <= moment <= LATEST and moment.tzinfo is not None
