@@ -31,6 +31,7 @@ from monitor.api.deps import Services
 from monitor.api.errors import install_error_handlers, strip_validation_responses
 from monitor.api.metrics import RequestMetrics, registry_for
 from monitor.api.routes import articles, feeds, page, system
+from monitor.api.throttle import FailedAttempts
 from monitor.config import Settings
 from monitor.db import make_engine
 from monitor.errors import ConfigError
@@ -97,6 +98,7 @@ def create_app(
         clock=clock,
         registry=registry,
         templates=_templates(),
+        login_failures=FailedAttempts(limit=settings.serve.login_attempts, window=settings.serve.login_window),
     )
     app.add_middleware(RequestMetrics, metrics=http_metrics)
     install_error_handlers(app)

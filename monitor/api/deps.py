@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from monitor.api.throttle import FailedAttempts
+from monitor.api.timeouts import statement_timeout
 from monitor.config import Settings
 from monitor.db import session as open_session
 
@@ -34,6 +36,8 @@ class Services:
     clock: Callable[[], datetime]
     registry: CollectorRegistry
     templates: Jinja2Templates
+    # Failed sign-ins on the page, by client address.
+    login_failures: FailedAttempts
 
 
 def get_services(request: Request) -> Services:
@@ -42,8 +46,12 @@ def get_services(request: Request) -> Services:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request; it connects on first use and closes after the answer."""
-    with open_session(get_services(request).engine) as db:
+    """One session per request; it connects on first use and closes after the answer.
+
+    Each of its statements is cut off after ``serve.statement_timeout``.
+    """
+    services = get_services(request)
+    with open_session(services.engine) as db, statement_timeout(db, services.settings.serve.statement_timeout):
         yield db
 
 

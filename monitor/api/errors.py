@@ -2,7 +2,8 @@
 
 Parameter problems (FastAPI's validation and ``QueryError``) are 400, not FastAPI's
 422 with a list: the client sent something malformed and one line says what. An
-unreachable database is 503, logged here with its reason, never a 500 page.
+unreachable database is 503, logged here with its reason, never a 500 page; so is a
+statement cut off by ``serve.statement_timeout``, with its own line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from monitor.api.schemas import Problem
+from monitor.api.timeouts import is_statement_timeout
 from monitor.errors import DatabaseError, QueryError
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ DATABASE_UNAVAILABLE = "the database is unavailable; try again later"
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "A malformed parameter or query"},
     401: {"model": Problem, "description": "Missing or wrong bearer token"},
-    503: {"model": Problem, "description": "The database is unavailable"},
+    503: {"model": Problem, "description": "The database is unavailable, or the query took too long"},
 }
 
 # Failures of the database connection, as opposed to a bug in a statement.
@@ -48,6 +50,21 @@ def validation_message(exc: RequestValidationError) -> str:
     return f"{'.'.join(where) or 'request'}: {message}"
 
 
+def too_slow(seconds: float) -> str:
+    return f"the query took longer than the server allows ({seconds:g} s); narrow it and try again"
+
+
+def unavailable_detail(request: Request, exc: BaseException) -> str:
+    """The one line for a database failure, logged with its reason."""
+    where = f"{request.method} {request.url.path}"
+    if is_statement_timeout(exc):
+        seconds: float = request.app.state.services.settings.serve.statement_timeout
+        log.warning("%s: a statement ran past the statement timeout (%g s)", where, seconds)
+        return too_slow(seconds)
+    log.warning("%s: database unavailable: %s", where, database_reason(exc))
+    return DATABASE_UNAVAILABLE
+
+
 def database_reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
@@ -62,13 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem(400, str(exc))
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning(
-            "%s %s: database unavailable: %s",
-            request.method,
-            request.url.path,
-            database_reason(exc),
-        )
-        return _problem(503, DATABASE_UNAVAILABLE)
+        return _problem(503, unavailable_detail(request, exc))
 
     # Starlette types a handler as taking any Exception, not the class it is registered for.
     app.add_exception_handler(RequestValidationError, invalid_parameter)  # type: ignore[arg-type]

@@ -16,11 +16,13 @@ from sqlmodel import Session, col, select
 from monitor.api.schemas import ArticleDetail, MentionOut
 from monitor.health import FeedHealth, feed_health
 from monitor.models import Article, Feed, Mention, Seed, stored_id
-from monitor.search import article_summary, duplicate_label, lead
+from monitor.search import article_summary, clean_entity_names, duplicate_label, lead, max_id
 
 
 def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None:
     """The article with its text and mentions; its summary part reads as in search."""
+    if not 1 <= article_id <= max_id(session.get_bind().dialect.name):
+        return None  # no row has it, and the driver could not even send it
     article = session.get(Article, article_id)
     if article is None:
         return None
@@ -58,9 +60,13 @@ class MentionedArticle:
 
 
 def stored_entity_names(session: Session, names: Sequence[str]) -> list[str]:
-    """Each name as the archive spells it (``csto`` -> ``CSTO``); unknown names stay as given."""
+    """Each name as the archive spells it (``csto`` -> ``CSTO``); unknown names stay as given.
+
+    Raises ``QueryError`` for more names than a search takes, or a name no row can have.
+    """
     if not names:
         return []
+    names = clean_entity_names(names)
     known = {n.casefold(): n for n in session.exec(select(Mention.entity).distinct()).all()}
     return list(dict.fromkeys(known.get(n.casefold(), n) for n in names))
 

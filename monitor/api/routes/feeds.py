@@ -12,6 +12,7 @@ from monitor.api.deps import ServicesDep, SessionDep, require_token
 from monitor.api.errors import PROBLEMS
 from monitor.api.queries import list_feeds, recent_mentions, stored_entity_names
 from monitor.health import FeedHealth
+from monitor.search import MAX_ENTITY_FILTERS
 
 api_router = APIRouter(prefix="/api/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)
 atom_router = APIRouter(prefix="/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)
@@ -34,12 +35,16 @@ def mentions_atom(
     db: SessionDep,
     entity: Annotated[
         list[str] | None,
-        Query(description="Only mentions of this entity (repeatable: any of them); all when absent"),
+        Query(
+            description=f"Only mentions of this entity (repeatable, at most {MAX_ENTITY_FILTERS}: any of them); "
+            "all when absent",
+            max_length=MAX_ENTITY_FILTERS,
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Entries in the feed")] = 50,
 ) -> Response:
     """The newest non-duplicate articles that mention tracked entities, as Atom."""
-    entities = stored_entity_names(db, [e.strip() for e in entity or () if e.strip()])
+    entities = stored_entity_names(db, [e for e in entity or () if e.strip()])
     items = recent_mentions(db, entities=entities, limit=limit)
     public = services.settings.alerts.public_url
     body = atom.mentions_feed(

@@ -7,7 +7,6 @@ SameSite=Strict cookie derived from the token; a bearer header works too.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,13 +27,12 @@ from monitor.api.deps import (
     page_cookie_value,
     token_matches,
 )
-from monitor.api.errors import DATABASE_UNAVAILABLE, UNAVAILABLE, database_reason
+from monitor.api.errors import UNAVAILABLE, unavailable_detail
 from monitor.api.params import search_filters
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
 from monitor.search import SearchPage, search_articles
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 20
@@ -126,8 +124,7 @@ def search_page(request: Request, services: ServicesDep, db: SessionDep) -> Resp
     except QueryError as exc:
         error, status = str(exc), 400
     except UNAVAILABLE as exc:
-        log.warning("page: database unavailable: %s", database_reason(exc))
-        error, status = DATABASE_UNAVAILABLE, 503
+        error, status = unavailable_detail(request, exc), 503
     context = {
         "form": form,
         "entities": _entity_choices([e.name for e in services.settings.entities], form.entities),
@@ -144,10 +141,19 @@ def search_page(request: Request, services: ServicesDep, db: SessionDep) -> Resp
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, services: ServicesDep) -> Response:
-    """Check the token typed into the page's form and set the page cookie."""
+    """Check the token typed into the page's form and set the page cookie.
+
+    An address that failed ``serve.login_attempts`` times within ``serve.login_window``
+    is answered 429 without its token being checked, until the window has moved on.
+    """
     expected = services.settings.api_token
     if expected is None:
         return RedirectResponse("/", status_code=303)
+    client = request.client.host if request.client else "unknown"
+    failures = services.login_failures
+    wait = failures.retry_after(client)
+    if wait is not None:
+        return _too_many_tries(request, services, wait)
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -155,7 +161,9 @@ async def login(request: Request, services: ServicesDep) -> Response:
             return Response("request too large", status_code=413)
     fields = dict(parse_qsl(body.decode("utf-8", "replace")))
     if not token_matches(fields.get("token", "").strip(), expected):
+        failures.failed(client)
         return _render(request, services, "login.html", {"error": "wrong token"}, 401)
+    failures.succeeded(client)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         PAGE_COOKIE,
@@ -165,6 +173,13 @@ async def login(request: Request, services: ServicesDep) -> Response:
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    return response
+
+
+def _too_many_tries(request: Request, services: Services, wait: int) -> Response:
+    error = f"too many wrong tokens from this address; try again in {wait} s"
+    response = _render(request, services, "login.html", {"error": error}, 429)
+    response.headers["Retry-After"] = str(wait)
     return response
 
 
