@@ -5,10 +5,23 @@ index — and stores each article in one transaction with its mentions, its
 fingerprints (only when it is new) and its outbox alerts (only when it is new and
 mentions a tracked entity). A URL that is already stored is never stored again, even
 when two workers race for it: the unique URL decides and the loser gets the winner's row.
+
+The storage boundary: whatever a feed or a file carries, a ``Candidate`` holds only what
+both engines store. Control characters (C0 but tab, newline and carriage return; C1),
+lone surrogates and noncharacters are removed from every text field — PostgreSQL
+refuses NUL, neither driver encodes a lone surrogate. Bounded columns are cut before
+the insert: a title, an author or a note at a word with an ellipsis. A URL longer than
+its column is stored as its head plus the SHA-256 of the whole (``stored_url``), so it
+stays unique and is recognised when seen again. Whatever the database still refuses of
+an entry's own data (a data exception, a limit of the engine) comes back as
+``StoreResult.rejected`` with nothing written, never as an exception: one bad entry
+cannot hold up the rest of its feed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,16 +34,105 @@ from monitor.config import Settings
 from monitor.models import Article, Mention, table_of
 from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
-from monitor.times import utcnow
+from monitor.times import as_utc, utcnow
 
 # Built once: a poll of a thousand feeds asks it a thousand times.
 _ARTICLE = table_of(Article)
+_MENTION = table_of(Mention)
 _KNOWN_URLS = sa.select(_ARTICLE.c.url).where(_ARTICLE.c.url.in_(sa.bindparam("urls", expanding=True)))
+
+
+def _column_chars(table: sa.Table, name: str) -> int:
+    """The length of a bounded column: what is stored in it is cut to that, never refused."""
+    length = getattr(table.c[name].type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{table.name}.{name} has no length")
+    return length
+
+
+# Read from the tables, so that the cuts follow the schema.
+_URL_CHARS = _column_chars(_ARTICLE, "url")
+_TITLE_CHARS = _column_chars(_ARTICLE, "title")
+_AUTHOR_CHARS = _column_chars(_ARTICLE, "author")
+_LANGUAGE_CHARS = _column_chars(_ARTICLE, "language")
+_NOTE_CHARS = _column_chars(_ARTICLE, "extraction_note")
+_ENTITY_CHARS = _column_chars(_MENTION, "entity")
+_MATCH_CHARS = _column_chars(_MENTION, "text")
+_SNIPPET_CHARS = _column_chars(_MENTION, "snippet")
+
+# Removed from stored text: C0 controls but tab, newline and carriage return; DEL and C1;
+# lone surrogates; the noncharacters U+FDD0..U+FDEF and U+xFFFE/U+xFFFF of every plane.
+_UNSTORABLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+# Controls that separate lines or records (VT, FF, FS, GS, RS, US, NEL): a line break,
+# so that the words on either side stay apart.
+_SEPARATORS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+_URL_DIGEST = "#sha256="
+_PARTIAL_WORD = re.compile(r"\S+$")
+
+
+def storable_text(value: str) -> str:
+    """``value`` without what no engine stores: control characters, lone surrogates, noncharacters."""
+    return _UNSTORABLE.sub("", _SEPARATORS.sub("\n", value))
+
+
+def cut_at_word(value: str, limit: int) -> str:
+    """``value`` in at most ``limit`` characters: when longer, cut at a word and ended by "…"."""
+    if len(value) <= limit:
+        return value
+    head = value[: limit - 1]
+    partial = _PARTIAL_WORD.search(head)
+    # A word longer than half the room is cut inside rather than dropped whole.
+    if partial is not None and not value[limit - 1].isspace() and partial.start() > limit // 2:
+        head = head[: partial.start()]
+    return head.rstrip() + "…"
+
+
+def stored_url(url: str) -> str:
+    """``url`` as the archive stores it: as it is, or its head and the SHA-256 of the whole.
+
+    Bounded in characters by the column and in UTF-8 bytes too, because the column's
+    unique index takes at most about 2.7 kB per entry on PostgreSQL. Two long URLs that
+    share their head differ in their digest; the same long URL always gives the same form.
+    """
+    url = storable_text(url)
+    if len(url) <= _URL_CHARS and (url.isascii() or len(url.encode()) <= _URL_CHARS):
+        return url
+    whole = url.encode()
+    digest = _URL_DIGEST + hashlib.sha256(whole).hexdigest()
+    return whole[: _URL_CHARS - len(digest)].decode("utf-8", "ignore") + digest
+
+
+def _line(value: str | None, limit: int, *, ellipsis: bool = True) -> str | None:
+    """A one-line field (title, author, note, language) as stored; None when nothing is left."""
+    if value is None:
+        return None
+    # One line: the line breaks that stand for removed separators are spaces here.
+    value = " ".join(storable_text(value).split())
+    value = cut_at_word(value, limit) if ellipsis else value[:limit].strip()
+    return value or None
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        return as_utc(moment)
+    except OverflowError:  # an offset that takes year 1 or 9999 out of range
+        return None
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """An article about to be stored: extracted text plus what is known of it."""
+    """An article about to be stored: extracted text plus what is known of it.
+
+    Storable once built: its text fields are cleaned (``storable_text``) and the short
+    ones cut to their columns. The URL keeps its full length: ``stored_url`` bounds it
+    where it is stored and looked up, so its digest is of the whole URL.
+    """
 
     url: str  # canonical URL (file:// for imported files)
     text: str
@@ -41,6 +143,20 @@ class Candidate:
     feed_id: int | None = None
     source: str = "feed"
     extraction_note: str | None = None
+
+    def __post_init__(self) -> None:
+        cleaned = {
+            "url": storable_text(self.url),
+            "text": storable_text(self.text),
+            "title": _line(self.title, _TITLE_CHARS),
+            "author": _line(self.author, _AUTHOR_CHARS),
+            "language": _line(self.language, _LANGUAGE_CHARS, ellipsis=False),
+            "extraction_note": _line(self.extraction_note, _NOTE_CHARS),
+            "published_at": _utc_or_none(self.published_at),
+        }
+        # Frozen: the cleaned values are set once, here, before anyone reads them.
+        for name, value in cleaned.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
@@ -57,12 +173,15 @@ class Analysis:
 
 @dataclass(frozen=True)
 class StoreResult:
-    article_id: int
-    created: bool  # False: the URL was stored before, nothing was written
+    article_id: int | None  # None when rejected
+    created: bool  # False: the URL was stored before, or the entry was rejected; nothing was written
     duplicate_of: str | None = None
     similarity: float = 0.0
     entities: tuple[str, ...] = field(default_factory=tuple)
     alerts: int = 0
+    # Why the entry's own data could not be stored (the database refused it, or no text
+    # was left once cleaned); the caller skips the entry and says so.
+    rejected: str | None = None
 
 
 class Archive:
@@ -80,48 +199,62 @@ class Archive:
 
     def known_urls(self, session: Session, urls: Iterable[str]) -> set[str]:
         """Which of ``urls`` are stored already, in one query per thousand URLs."""
-        wanted = list(dict.fromkeys(urls))
+        wanted: dict[str, list[str]] = {}  # stored form -> the URLs given that have it
+        for url in urls:
+            wanted.setdefault(stored_url(url), []).append(url)
+        forms = list(wanted)
         known: set[str] = set()
-        for start in range(0, len(wanted), 1000):
-            known.update(session.execute(_KNOWN_URLS, {"urls": wanted[start : start + 1000]}).scalars())
+        for start in range(0, len(forms), 1000):
+            for form in session.execute(_KNOWN_URLS, {"urls": forms[start : start + 1000]}).scalars():
+                known.update(wanted.get(form, ()))
         return known
 
     def store(self, session: Session, candidate: Candidate) -> StoreResult:
-        """Store ``candidate`` unless its URL is known; commits (or rolls back) itself."""
-        existing = self._existing(session, candidate.url)
+        """Store ``candidate`` unless its URL is known; commits (or rolls back) itself.
+
+        Never raises for the candidate's own data: what cannot be stored comes back as
+        ``rejected``, with nothing written. The database's own trouble is raised.
+        """
+        if not candidate.text.strip():
+            return StoreResult(article_id=None, created=False, rejected="no text left once cleaned")
+        url = stored_url(candidate.url)
+        existing = self._existing(session, url)
         if existing is not None:
             return existing
-        shingled = shingle(candidate.text)  # once, for the verdict, the hash and the index
-        analysis = self.analyze(session, candidate.text, shingled)
-        article = self._article(candidate, analysis.verdict, shingled.digest)
         try:
-            session.add(article)
-            session.flush()
-            assert article.id is not None
-            session.add_all(_mentions(article.id, analysis.mentions))
-            alerts = 0
-            if not analysis.verdict.is_duplicate:
-                self.index.add(session, shingled, article_id=article.id)
-                if analysis.mentions:
-                    alerts = len(
-                        enqueue_alerts(
-                            session,
-                            article=article,
-                            entities=analysis.entities,
-                            settings=self.settings,
-                        )
-                    )
-            session.commit()
+            return self._insert(session, candidate, url)
         except sa.exc.IntegrityError:
             # Another worker stored the same URL between our check and our insert.
             session.rollback()
-            existing = self._existing(session, candidate.url)
+            existing = self._existing(session, url)
             if existing is None:
                 raise
             return existing
+        except sa.exc.DBAPIError as exc:
+            session.rollback()
+            reason = _refusal(exc)
+            if reason is None:
+                raise
+            return StoreResult(article_id=None, created=False, rejected=reason)
         except BaseException:
             session.rollback()
             raise
+
+    def _insert(self, session: Session, candidate: Candidate, url: str) -> StoreResult:
+        shingled = shingle(candidate.text)  # once, for the verdict, the hash and the index
+        analysis = self.analyze(session, candidate.text, shingled)
+        article = self._article(candidate, url, analysis.verdict, shingled.digest)
+        session.add(article)
+        session.flush()
+        assert article.id is not None
+        session.add_all(_mentions(article.id, analysis.mentions))
+        alerts = 0
+        if not analysis.verdict.is_duplicate:
+            self.index.add(session, shingled, article_id=article.id)
+            if analysis.mentions:
+                queued = enqueue_alerts(session, article=article, entities=analysis.entities, settings=self.settings)
+                alerts = len(queued)
+        session.commit()
         duplicate_of = analysis.verdict.duplicate_of
         return StoreResult(
             article_id=article.id,
@@ -138,10 +271,10 @@ class Archive:
         return None if article_id is None else StoreResult(article_id=article_id, created=False)
 
     @staticmethod
-    def _article(candidate: Candidate, verdict: Verdict, digest: str) -> Article:
+    def _article(candidate: Candidate, url: str, verdict: Verdict, digest: str) -> Article:
         known = verdict.duplicate_of
         return Article(
-            url=candidate.url,
+            url=url,
             title=candidate.title,
             text=candidate.text,
             author=candidate.author,
@@ -163,11 +296,31 @@ def _mentions(article_id: int, matches: list[Match]) -> list[Mention]:
     return [
         Mention(
             article_id=article_id,
-            entity=m.entity,
-            text=m.text[:500],
+            entity=m.entity[:_ENTITY_CHARS],
+            text=storable_text(m.text)[:_MATCH_CHARS],
             start=m.start,
             end=m.end,
-            snippet=m.snippet[:1000],
+            snippet=storable_text(m.snippet)[:_SNIPPET_CHARS],
         )
         for m in matches
     ]
+
+
+# SQLSTATE classes that speak of the statement's data: data exception (NUL, a value too
+# long, an untranslatable character) and program limit exceeded (tsvector, index entry).
+_DATA_STATES = ("22", "54")
+_SQLITE_TOOBIG = 18
+
+
+def _refusal(exc: sa.exc.DBAPIError) -> str | None:
+    """Why the database refused the entry's own data; None when the trouble is the database's."""
+    orig = exc.orig
+    state = str(getattr(orig, "sqlstate", None) or "")
+    if not (
+        isinstance(exc, sa.exc.DataError)
+        or state[:2] in _DATA_STATES
+        or getattr(orig, "sqlite_errorcode", None) == _SQLITE_TOOBIG
+    ):
+        return None
+    lines = str(orig).strip().splitlines()
+    return f"refused by the database: {lines[0] if lines else type(orig).__name__}"
