@@ -177,3 +177,48 @@ def test_bad_config_exits_with_one_line(run_cli: Callable[..., Any], config_file
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
     assert "poll.concurrency" in result.stderr
+
+
+def test_import_stores_a_file_with_control_characters_without_them(
+    run_cli: Callable[..., Any], initialised: Path, tmp_path: Path
+) -> None:
+    dirty = tmp_path / "dirty.txt"
+    dirty.write_bytes(NEW_TEXT.replace("airport", "air\x00port", 1).encode() + b"\x01\x7f\xc2\x85end\n")
+    result = run_cli("import", str(dirty), "--config", str(initialised))
+    assert result.exit_code == 0, result.output
+    assert "1 new, 0 duplicate(s), 0 already stored, 0 failed" in result.output
+    found = json.loads(run_cli("search", "airport", "--json", "--config", str(initialised)).stdout)
+    assert [i["title"] for i in found] == ["Almaty airport reopens after January closure"]
+    assert "\x00" not in json.dumps(found, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("command", ["import", "analyze"])
+def test_each_unreadable_file_is_one_line_and_the_others_are_read(
+    command: str, run_cli: Callable[..., Any], initialised: Path, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text(NEW_TEXT, encoding="utf-8")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Café\n\nLe café est ouvert.".encode("latin-1"))
+    huge = tmp_path / "huge.html"
+    with huge.open("wb") as file:
+        file.truncate(100_000_000)  # sparse: 100 MB of zeros without writing them
+    void = tmp_path / "void.txt"
+    void.write_bytes(b"\x00\x01\x02\n\x03")
+    empty = tmp_path / "empty"
+    (empty / "notes.txt").mkdir(parents=True)  # a directory named like a file: not read
+    paths = [str(p) for p in (latin1, huge, good, void, empty)]
+
+    result = run_cli(command, *paths, "--config", str(initialised))
+
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("monitor: error:")]
+    expected = [f"{latin1}: not UTF-8 text (byte 0xe9 at offset 3)", f"{huge}: larger than 5,000,000 bytes"]
+    if command == "import":
+        expected.append(f"{void}: not stored, no text left once cleaned")
+        assert "1 new, 0 duplicate(s), 0 already stored, 3 failed" in result.stdout
+    else:
+        assert "good.txt" in result.stdout and "void.txt" in result.stdout
+    assert [e.removeprefix("monitor: error: ") for e in errors[:-1]] == expected
+    assert errors[-1].endswith("could not be imported" if command == "import" else "could not be analysed")
+    assert f"monitor: warning: {empty}: no .txt, .html or .htm files in it" in result.stderr

@@ -71,7 +71,11 @@ def _files(paths: tuple[str, ...]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".txt", ".html", ".htm"))
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in (".txt", ".html", ".htm") and not p.is_dir()
+            )
+            if not found:
+                click.echo(f"monitor: warning: {path}: no .txt, .html or .htm files in it", err=True)
             files.extend(found)
         else:
             files.append(path)
@@ -122,7 +126,7 @@ def analyze(app: App, paths: tuple[str, ...], as_json: bool) -> None:
     with session(app.engine) as db:
         for path in _files(paths):
             try:
-                extracted = read_file(path)
+                extracted = read_file(path, max_bytes=app.settings.poll.max_bytes)
             except InputError as exc:
                 failed += 1
                 _report_failure(path, exc, as_json)
@@ -165,7 +169,7 @@ def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
     with session(app.engine) as db:
         for path in _files(paths):
             try:
-                extracted = read_file(path)
+                extracted = read_file(path, max_bytes=app.settings.poll.max_bytes)
             except InputError as exc:
                 counts["failed"] += 1
                 _report_failure(path, exc, as_json)
@@ -180,6 +184,10 @@ def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
                 source="import",
             )
             result = archive.store(db, candidate)
+            if result.rejected is not None:
+                counts["failed"] += 1
+                _report_failure(path, InputError(f"{path}: not stored, {result.rejected}"), as_json)
+                continue
             if not result.created:
                 counts["already"] += 1
             elif result.duplicate_of:

@@ -10,7 +10,9 @@ feed entry already carries a date).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,8 @@ from trafilatura.utils import load_html
 from monitor.errors import InputError
 
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
+# A local file is read as the poller reads a page: at most ``poll.max_bytes`` by default.
+MAX_FILE_BYTES = 5_000_000
 _SPACE_RE = re.compile(r"\s+")
 # A line that is only a date ("Monday, June 24, 2024", "06.01.2022 10:15"): the dateline
 # an aggregator prints above a story, never its title.
@@ -133,21 +137,46 @@ def read_text(text: str) -> Extracted:
     return Extracted(text=text, title=_clean(first or (lines[0] if lines else ""), 300))
 
 
-def read_file(path: Path) -> Extracted:
+def read_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> Extracted:
     """A local ``.txt``, ``.html`` or ``.htm`` file, as ``analyze`` and ``import`` take it."""
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".html", ".htm"):
         raise InputError(f"{path}: only .txt and .html files can be read")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    raw = _read_bytes(path, max_bytes)
     if suffix == ".txt":
         try:
             return read_text(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
     extracted = extract_html(raw)
     if extracted is None:
         raise InputError(f"{path}: no article text found in the page")
     return extracted
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The content of a regular file of at most ``max_bytes``; anything else is an ``InputError``.
+
+    A device (a link to /dev/zero never ends), a pipe or a directory is refused before
+    a byte is read, and no more than ``max_bytes`` + 1 bytes are ever read.
+    """
+    try:
+        # Non-blocking, so that opening a named pipe does not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{path}: not a regular file (a device, a pipe or a socket)")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            raw = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:
+        raise InputError(f"{path}: larger than {max_bytes:,} bytes")
+    return raw
