@@ -65,6 +65,8 @@ RFC_3339 = [
     ("2003-12-31", utc(2003, 12, 31)),
     ("20031231", utc(2003, 12, 31)),
     ("0001-01-01T00:00:00Z", None),  # a placeholder
+    ("0001-01-01T00:00:00+05:00", None),  # before the first datetime in UTC
+    ("9999-12-31T23:00:00-05:00", None),  # after the last one
     ("", None),
     (None, None),
 ]

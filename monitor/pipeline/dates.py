@@ -52,7 +52,10 @@ def text_to_utc(value: str | None) -> datetime | None:
         return struct_to_utc(_feedparser_date(value))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # RFC 3339 requires an offset; assume UTC
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last datetime in UTC
+        return None
     return moment if moment >= EARLIEST else None
 
 
