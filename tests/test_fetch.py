@@ -33,6 +33,7 @@ from monitor.pipeline.fetch import (
     blocked_reason,
 )
 from tests.support.servers import HTTPServer, Request, Response
+from tests.support.tarpit import Tarpit
 from tests.support.waiting import free_port
 
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title></channel></rss>"
@@ -220,6 +221,30 @@ def test_slow_answer_times_out(server: HTTPServer) -> None:
 def test_body_that_stalls_times_out(server: HTTPServer) -> None:
     server.route("/stall", Response(body=RSS * 10, delay=3, stall_after=100))
     assert failure(server.url("/stall"), poll(timeout="0.5s")).kind == FailureKind.TIMEOUT
+
+
+def test_a_server_trickling_bytes_holds_a_fetch_no_longer_than_the_timeout() -> None:
+    # Headers a byte at a time, each byte well within any per-read timeout, never ending.
+    with Tarpit(trickle=b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"x" * 200, every=0.1) as pit:
+        started = time.monotonic()
+        error = failure(pit.url("/page"), poll(timeout="1s"))
+        took = time.monotonic() - started
+    assert (error.kind, error.args[0]) == (FailureKind.TIMEOUT, "timed out after 1s")
+    assert took < 3, took
+
+
+def test_the_timeout_bounds_a_chain_of_slow_redirects_as_a_whole(server: HTTPServer) -> None:
+    # Each hop answers within the timeout; together they take three times as long.
+    for hop in range(5):
+        server.route(f"/r{hop}", Response(status=302, headers={"Location": f"/r{hop + 1}"}, delay=0.6))
+    server.route("/r5", Response(body=RSS))
+    started = time.monotonic()
+    error = failure(server.url("/r0"), poll(timeout="1s"))
+    took = time.monotonic() - started
+    assert (error.kind, error.args[0]) == (FailureKind.TIMEOUT, "timed out after 1s")
+    assert took < 2.5, took
+    assert len(server.hits("/r2")) == 0  # the second hop ran out; no third was tried
+    assert fetch(server.url("/r0"), poll(timeout="5s")).body == RSS
 
 
 @pytest.mark.parametrize("answer", [None, []])
@@ -442,6 +467,25 @@ def test_per_host_limit_holds_while_other_hosts_proceed(server: HTTPServer) -> N
     assert len(finished["busy.test"]) == 6
     # The other host was not queued behind the busy one's six requests.
     assert finished["calm.test"][0] < sorted(finished["busy.test"])[2]
+
+
+def test_a_server_that_never_answers_holds_its_own_slots_only(server: HTTPServer) -> None:
+    # Two servers on one address: the per-host limit is per name and port.
+    server.route("/feed.xml", Response(body=RSS))
+
+    async def run(pit: Tarpit) -> tuple[list[Any], float, int]:
+        async with Fetcher(poll(per_host=1, timeout="2s")) as fetcher:
+            stuck = [asyncio.ensure_future(fetcher.fetch(pit.url(f"/{n}"))) for n in range(2)]
+            await asyncio.sleep(0.2)  # the tarpit holds its one slot now, a fetch queued behind
+            started = time.monotonic()
+            await fetcher.fetch(server.url("/feed.xml"))
+            took, held = time.monotonic() - started, pit.connections
+            return await asyncio.gather(*stuck, return_exceptions=True), took, held
+
+    with Tarpit() as pit:
+        stuck, took, held = asyncio.run(run(pit))
+    assert took < 1 and held == 1, (took, held)
+    assert [e.kind for e in stuck] == [FailureKind.TIMEOUT] * 2
 
 
 def test_global_concurrency_limit(server: HTTPServer) -> None:

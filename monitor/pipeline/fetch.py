@@ -3,10 +3,13 @@
 ``Fetcher`` owns one ``httpx.AsyncClient`` and everything a polite, hostile-input-proof
 client needs:
 
-- limits: a global concurrency limit and a per-host one, a per-hop deadline, a redirect
-  limit (redirects are followed here, hop by hop, so every hop is checked) and a size
-  cap counted on the *decoded* stream (``decoding``), so a gzip bomb stops after
-  ``max_bytes``;
+- limits: a global concurrency limit and a per-host one, a redirect limit (redirects are
+  followed here, hop by hop, so every hop is checked), a size cap counted on the
+  *decoded* stream (``decoding``), so a gzip bomb stops after ``max_bytes``, and one
+  deadline (``poll.timeout``) for the whole fetch: name lookups, connections, headers
+  and bodies of every hop together, so neither a server trickling a byte at a time nor
+  a chain of slow redirects holds a fetch longer. Waiting for a slot is not counted:
+  a fetch queued behind a host's other requests has not started;
 - safety: only http(s); names are resolved by the fetcher itself and every address is
   checked (loopback, private, link-local, multicast, reserved, unspecified, IPv4-mapped)
   at connection time, on every hop, and the connection goes to the address that was
@@ -177,9 +180,16 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         current = _checked_url(url)
         seen = {str(current)}
+        budget = self._poll.timeout
+        loop = asyncio.get_running_loop()
         for _hop in range(self._poll.max_redirects + 1):
-            async with self._slot(current.host):
-                outcome = await self._hop(current, headers, etag, last_modified)
+            # A server is a name and a port: two services on one machine are two servers.
+            async with self._slot(f"{current.host}:{current.port or _port(current)}"):
+                started = loop.time()
+                try:
+                    outcome = await self._hop(current, headers, etag, last_modified, budget)
+                finally:
+                    budget -= loop.time() - started
             if isinstance(outcome, FetchResult):
                 return outcome
             current = outcome.location
@@ -193,7 +203,7 @@ class Fetcher:
 
     @asynccontextmanager
     async def _slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's slots, then one of the global ones."""
+        """Hold one of the server's slots (``host:port``), then one of the global ones."""
         host_slot = self._host_slots.get(host)
         if host_slot is None:
             host_slot = self._host_slots[host] = asyncio.Semaphore(self._poll.per_host)
@@ -212,9 +222,13 @@ class Fetcher:
         headers: dict[str, str],
         etag: str | None,
         last_modified: str | None,
+        budget: float,
     ) -> FetchResult | _Redirect:
+        """One request and its answer, within what is left of the fetch's ``budget``."""
         try:
-            async with asyncio.timeout(self._poll.timeout):
+            if budget <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(budget):
                 if self._precheck:
                     await self._backend.addresses(url.host)
                 request = self._client.build_request("GET", url, headers=headers)
