@@ -36,6 +36,10 @@ class FailureKind(StrEnum):
     PARSE_ERROR = "parse_error"
     # page fetched but no text could be extracted
     EMPTY = "empty"
+    # a page's extraction ran past ``poll.extract_timeout``: its process was replaced
+    EXTRACT_TIMEOUT = "extract_timeout"
+    # a feed's whole refresh ran past ``poll.feed_deadline``: what was stored stays
+    DEADLINE = "deadline"
     # an unexpected exception (a bug, the database): recorded like the others, never fatal
     INTERNAL = "internal"
 

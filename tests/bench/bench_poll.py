@@ -103,8 +103,7 @@ def reset_peak_rss() -> None:
 
 
 def pool_pids(worker: Worker) -> list[int]:
-    pool = worker.pool._pool
-    return list(pool._processes) if pool is not None and pool._processes else []
+    return worker.pool.pids()
 
 
 async def timed_cycle(worker: Worker) -> tuple[CycleReport, float, float, float]:

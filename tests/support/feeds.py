@@ -172,3 +172,15 @@ def story(topic: str, sentences: int = 14) -> str:
         sentence = " ".join(words)
         lines.append(sentence[0].upper() + sentence[1:] + ".")
     return "\n".join(lines)
+
+
+def costly_page(spans: int = 50_000) -> str:
+    """A page of about a megabyte that trafilatura takes seconds over (some 10 s for 50,000 spans).
+
+    One paragraph of many short inline elements: the extraction's cost grows faster
+    than the page, as with the crafted pages a hostile site can serve.
+    """
+    words = "".join(f"<span>word{n} </span>" for n in range(spans))
+    return (
+        f"<!DOCTYPE html><html><head><title>Costly</title></head><body><article><p>{words}</p></article></body></html>"
+    )
