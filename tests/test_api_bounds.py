@@ -8,11 +8,9 @@ limited per client address.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,46 +23,10 @@ from monitor.api.throttle import FailedAttempts
 from monitor.api.timeouts import is_statement_timeout, statement_timeout
 from monitor.config import Settings
 from monitor.db import session
-from monitor.models import Article, Mention
+from tests.support.api import ENDLESS, WORDS, cursor_of, fill
 
 NOW = datetime(2022, 1, 10, 12, tzinfo=UTC)
 TOKEN = "s3cret-token"
-# Counts to 10^8 on either engine: minutes of work, unless something stops it.
-ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) SELECT count(*) FROM c"
-WORDS = ["almaty", "troops", "weather", "report", "peacekeepers"]
-WORDS += ["treaty", "security", "summit", "government", "minister"]
-
-
-def cursor_of(payload: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
-
-
-def fill(engine: sa.Engine, count: int, words: int = 5) -> None:
-    """``count`` articles of ``words`` words each, every one mentioning an entity."""
-    start = datetime(2022, 1, 1, tzinfo=UTC)
-    rows = [
-        {
-            "url": f"https://news.example.org/{i}",
-            "title": f"Story {i}",
-            "text": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(words)),
-            "content_hash": f"hash-{i}",
-            "published_at": start + timedelta(minutes=i),
-            "fetched_at": start,
-            "is_duplicate": False,
-        }
-        for i in range(count)
-    ]
-    with session(engine) as db:
-        db.execute(sa.insert(Article), rows)
-        ids = db.execute(sa.select(Article.id)).scalars().all()  # type: ignore[call-overload]
-        db.execute(
-            sa.insert(Mention),
-            [
-                {"article_id": i, "entity": "Almaty", "text": "almaty", "start": 0, "end": 6, "snippet": "…"}
-                for i in ids
-            ],
-        )
-        db.commit()
 
 
 @pytest.fixture
@@ -124,6 +86,16 @@ def test_ids_beyond_what_the_database_holds_are_a_404_or_a_400(client: TestClien
     for article_id in (2**63, 2**64, 10**30, 0, -1):
         assert_problem(client.get(f"/api/articles/{article_id}"), 400, "article_id")
     assert client.get("/api/articles/1").status_code == 200
+
+
+def test_a_cursor_id_past_the_databases_key_is_invalid(client: TestClient, engine: sa.Engine) -> None:
+    # 2^40 fits SQLite's 64-bit key (the cursor then reads from the newest article on),
+    # not PostgreSQL's 32-bit one, where the driver could not even send it.
+    response = client.get("/api/articles", params={"cursor": cursor_of(["2022-01-01T00:00:00+00:00", 2**40])})
+    if engine.dialect.name == "postgresql":
+        assert_problem(response, 400, "cursor", "out of range")
+    else:
+        assert response.status_code == 200 and response.json()["items"]
 
 
 def test_the_mentions_feed_is_bounded_too(client: TestClient) -> None:
