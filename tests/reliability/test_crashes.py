@@ -11,10 +11,8 @@ and the next daemon takes over the dead one's work at once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,62 +20,15 @@ import sqlalchemy as sa
 from monitor.models import Alert, Article
 from monitor.outcomes import AlertStatus
 from tests.reliability.conftest import Ledger
-from tests.support.daemons import Daemon
-from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
-from tests.support.paths import SEEDS_DIR
-from tests.support.servers import HTTPServer, Response, WebhookReceiver
+from tests.support.daemons import Daemon, alerted_urls, count, losses, site, stored_urls, write_config
+from tests.support.servers import HTTPServer, WebhookReceiver
 from tests.support.waiting import wait_for
 
 SECRET = "whsec_" + "c2VjcmV0LW9mLXRoZS1jcmFzaC10ZXN0cw=="
 
 
-def site(server: HTTPServer, feed: str, pages: int, *, delay: float = 0.0) -> list[str]:
-    """A feed of ``pages`` stories that mention Almaty; their URLs."""
-    urls = [server.url(f"{feed}/p/{n}") for n in range(pages)]
-    items = [Item(f"Story {feed} {n}", url) for n, url in enumerate(urls)]
-    server.route(feed, Response(rss20(items), headers={"Content-Type": FEED_TYPES["rss20"]}))
-    for n in range(pages):
-        body = article_page(f"Story {feed} {n}", story(f"Almaty {feed.strip('/')} {n}", 8))
-        server.route(f"{feed}/p/{n}", Response(body, headers={"Content-Type": "text/html"}, delay=delay))
-    return urls
-
-
-def config(
-    config_file: Callable[..., Path],
-    database_url: str,
-    feeds: dict[str, str],
-    receiver: WebhookReceiver,
-    **poll: Any,
-) -> Path:
-    settings = {
-        "database_url": database_url,
-        "seeds_dir": str(SEEDS_DIR),
-        "poll": {"allow_private_networks": True, "extract_workers": 1, "tick": "0.3s", "shutdown_grace": "3s", **poll},
-        "feeds": [{"name": name, "url": url, "interval": poll.get("interval", "10m")} for name, url in feeds.items()],
-        "alerts": {"webhooks": [{"name": "desk", **receiver.settings()}]},
-    }
-    return config_file(json.dumps(settings))
-
-
-def count(engine: sa.Engine, what: Any, *where: Any) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(what).where(*where)).scalar_one()
-
-
-def stored_urls(engine: sa.Engine) -> list[str]:
-    with engine.connect() as connection:
-        return list(connection.execute(sa.select(Article.url)).scalars())
-
-
-def alerted_urls(receiver: WebhookReceiver) -> list[str]:
-    """The article of each delivery the receiver kept (one per ``webhook-id``)."""
-    with receiver.lock:
-        return [payload["data"]["article"]["url"] for payload in receiver.kept.values()]
-
-
 def tally(ledger: Ledger, part: str, rounds: int, expected: list[str], got: list[str], crashed: int = 0) -> None:
-    lost = len(set(expected) - set(got))
-    duplicated = len(got) - len(set(got))
+    lost, duplicated = losses(expected, got)
     clean = not (lost or duplicated or crashed)
     ledger.record(
         part, tried=rounds, survived=rounds if clean else 0, lost=lost, duplicated=duplicated, crashed=crashed
@@ -93,7 +44,7 @@ def test_kill_9_mid_poll_again_and_again_loses_and_repeats_nothing(
     engine = sa.create_engine(url)
     with HTTPServer() as server, WebhookReceiver(SECRET) as receiver:
         expected = site(server, "/feed", pages, delay=0.5)
-        path = config(config_file, url, {"Wire": server.url("/feed")}, receiver, per_host=1, timeout="30s")
+        path = write_config(config_file, url, {"Wire": server.url("/feed")}, receiver, per_host=1, timeout="30s")
         progress = []
         for _ in range(rounds):
             before = count(engine, Article)
@@ -128,7 +79,7 @@ def test_kill_9_mid_dispatch_again_and_again_sends_every_alert_under_one_id(
     engine = sa.create_engine(url)
     with HTTPServer() as server, WebhookReceiver(SECRET, delay=1.5) as receiver:
         expected = site(server, "/feed", pages)
-        path = config(config_file, url, {"Wire": server.url("/feed")}, receiver, per_host=20)
+        path = write_config(config_file, url, {"Wire": server.url("/feed")}, receiver, per_host=20)
         for _ in range(rounds):
             before = len(receiver.deliveries)
             with Daemon(path) as daemon:
@@ -164,7 +115,7 @@ def test_two_daemons_on_one_database_do_each_thing_once(
     with HTTPServer() as server, WebhookReceiver(SECRET) as receiver:
         expected = [u for n in range(feeds) for u in site(server, f"/f{n}", pages, delay=0.2)]
         names = {f"Wire {n}": server.url(f"/f{n}") for n in range(feeds)}
-        path = config(config_file, url, names, receiver, per_host=20, interval="1s")
+        path = write_config(config_file, url, names, receiver, per_host=20, interval="1s")
         with Daemon(path) as first, Daemon(path) as second:
             wait_for(lambda: count(engine, Article) == feeds * pages, 60, "every story")
             wait_for(lambda: len(receiver.kept) >= feeds * pages, 30, "every alert")

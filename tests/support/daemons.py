@@ -1,4 +1,5 @@
-"""Real ``monitor`` processes for tests: start a daemon, kill it hard, stop it politely.
+"""Real ``monitor`` processes for tests: start a daemon, kill it hard, stop it politely;
+and the site, configuration and counts that tests of the daemon share.
 
     with Daemon(config) as daemon:     # `monitor --config … run`, its log kept in a file
         wait_for(...)
@@ -11,13 +12,22 @@ started (the extraction pool), so a failing test leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
+
+from monitor.models import Article
+from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
+from tests.support.paths import SEEDS_DIR
+from tests.support.servers import HTTPServer, Response, WebhookReceiver
 from tests.support.waiting import wait_for
 
 MONITOR = str(Path(sys.executable).parent / "monitor")
@@ -108,4 +118,62 @@ class Daemon:
         Path(self._log.name).unlink(missing_ok=True)
 
 
-__all__ = ["MONITOR", "Daemon", "alive", "descendants"]
+# ------------------------------------------------------------------ what daemons work on
+
+
+def site(server: HTTPServer, feed: str, pages: int, *, delay: float = 0.0, first: int = 0) -> list[str]:
+    """A feed at ``feed`` of stories ``first``… that mention Almaty (each page answered
+    after ``delay`` s); the URLs of its stories."""
+    numbers = range(first + pages)
+    urls = [server.url(f"{feed}/p/{n}") for n in numbers]
+    items = [Item(f"Story {feed} {n}", url) for n, url in zip(numbers, urls, strict=True)]
+    server.route(feed, Response(rss20(items), headers={"Content-Type": FEED_TYPES["rss20"]}))
+    for n in numbers:
+        body = article_page(f"Story {feed} {n}", story(f"Almaty {feed.strip('/')} {n}", 8))
+        server.route(f"{feed}/p/{n}", Response(body, headers={"Content-Type": "text/html"}, delay=delay))
+    return urls[first:]
+
+
+def write_config(
+    config_file: Callable[..., Path],
+    database_url: str,
+    feeds: dict[str, str],
+    receiver: WebhookReceiver,
+    **poll: Any,
+) -> Path:
+    """A configuration of ``feeds`` (name → URL) alerting ``receiver``, quick to poll and stop."""
+    settings = {
+        "database_url": database_url,
+        "seeds_dir": str(SEEDS_DIR),
+        "poll": {"allow_private_networks": True, "extract_workers": 1, "tick": "0.3s", "shutdown_grace": "3s", **poll},
+        "feeds": [{"name": name, "url": url, "interval": poll.get("interval", "10m")} for name, url in feeds.items()],
+        "alerts": {"webhooks": [{"name": "desk", **receiver.settings()}]},
+    }
+    return config_file(json.dumps(settings))
+
+
+def count(engine: sa.Engine, what: Any, *where: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(what).where(*where)).scalar_one())
+
+
+def stored_urls(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(sa.select(Article.url)).scalars())
+
+
+def alerted_urls(receiver: WebhookReceiver) -> list[str]:
+    """The article of each delivery the receiver kept (one per ``webhook-id``)."""
+    with receiver.lock:
+        return [payload["data"]["article"]["url"] for payload in receiver.kept.values()]
+
+
+def losses(expected: list[str], got: list[str]) -> tuple[int, int]:
+    """How many of ``expected`` are missing from ``got``, and how many ``got`` repeats."""
+    return len(set(expected) - set(got)), len(got) - len(set(got))
+
+
+__all__ = [
+    "MONITOR", "Daemon", "alerted_urls", "alive", "count", "descendants", "losses", "site", "stored_urls",
+    "write_config",
+]  # fmt: skip
