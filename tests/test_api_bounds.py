@@ -189,6 +189,26 @@ def test_the_timeout_stops_a_statement_and_leaves_the_connection_as_it_was(datab
         engine.dispose()
 
 
+def test_each_statement_of_a_request_has_the_whole_limit(database_url: str) -> None:
+    engine = sa.create_engine(database_url, poolclass=sa.pool.StaticPool)
+    statement = sa.text(ENDLESS.replace("100000000", "200000"))
+    try:
+        with engine.connect() as connection:
+            took = []
+            for _ in range(3):
+                started = time.monotonic()
+                connection.execute(statement).scalar()
+                took.append(time.monotonic() - started)
+        limit = 4 * max(took)
+        with session(engine) as db, statement_timeout(db, limit):
+            started = time.monotonic()
+            for _ in range(8):
+                assert db.execute(statement).scalar() == 200000
+            assert time.monotonic() - started > limit  # the request as a whole took longer
+    finally:
+        engine.dispose()
+
+
 def test_an_unreachable_database_is_not_taken_for_a_timeout() -> None:
     error = sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
     assert not is_statement_timeout(error)
