@@ -297,7 +297,7 @@ def test_an_overlong_cursor_is_refused_before_decoding() -> None:
 # any arrangement, built of odd characters (case-changing letters, combining marks,
 # punctuation, surrogates, controls); and plain random text.
 _CHARS = st.one_of(
-    st.sampled_from(list("abz09-.:*") + ["İ", "ß", "ﬁ", "\u0301", "Ω", "字", "٣", "ǅ", "\x00", "\ud800"]),
+    st.sampled_from([*"abz09-.:*", "İ", "ß", "ﬁ", "\u0301", "Ω", "字", "٣", "ǅ", "\x00", "\ud800"]),
     st.characters(codec=None),
 )
 _WORDS = st.text(_CHARS, min_size=1, max_size=8)
