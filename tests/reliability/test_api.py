@@ -172,7 +172,7 @@ def test_guessing_the_page_token_is_cut_off(
 
 # --------------------------------------------------------------------- schemathesis
 
-EXAMPLES = 60  # per operation and mode: about 700 requests, a few seconds per engine
+EXAMPLES = 60  # per operation and mode: about 500 requests, five seconds per engine
 
 
 def test_generated_requests_get_no_server_error(settings: Settings, engine: sa.Engine, ledger: Ledger) -> None:
