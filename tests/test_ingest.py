@@ -240,6 +240,25 @@ def test_what_the_database_refuses_comes_back_rejected(refusing_engine: sa.Engin
         assert db.exec(select(sa.func.count()).select_from(Mention)).one() == 1
 
 
+def test_an_engine_limit_comes_back_rejected(engine: sa.Engine, archive: Archive) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the 1 MB tsvector limit is PostgreSQL's")
+    with engine.begin() as connection:
+        # The document of migration 0002, over the whole text.
+        connection.execute(sa.text("ALTER TABLE article DROP COLUMN search_document"))
+        connection.execute(
+            sa.text(
+                "ALTER TABLE article ADD COLUMN search_document tsvector GENERATED ALWAYS AS "
+                "(to_tsvector('monitor_search'::regconfig, coalesce(title, '') || ' ' || text)) STORED"
+            )
+        )
+    text = " ".join(f"w{i}x" for i in range(300_000))
+    result = store(engine, archive, Candidate(url="https://example.org/long", text=text))
+    assert result.article_id is None
+    assert result.rejected is not None and "too long for tsvector" in result.rejected
+    assert store(engine, archive, Candidate(url="https://example.org/short", text=BODY)).created
+
+
 def test_the_database_own_trouble_is_raised(database_url: str, settings: Settings) -> None:
     engine = make_engine(database_url)
     read_only = (
