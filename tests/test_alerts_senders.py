@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,19 @@ from standardwebhooks.webhooks import Webhook
 
 from monitor.alerts.channels import DeliveryError, digest_window_end
 from monitor.alerts.email import EmailSender, render
+from monitor.alerts.exchange import Cancelled, Stop
 from monitor.alerts.payloads import sample_message
 from monitor.alerts.webhook import WebhookSender, signature, signing_key
 from monitor.config import EmailSettings, Settings, WebhookSettings, load_settings
 from monitor.errors import ConfigError
-from tests.support.servers import SMTPSink, WebhookReceiver, self_signed_cert
+from tests.support.servers import (
+    HTTPServer,
+    Response,
+    SMTPSink,
+    StalledServer,
+    WebhookReceiver,
+    self_signed_cert,
+)
 
 NOW = datetime(2030, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -99,6 +109,82 @@ def test_unreachable_endpoint_is_transient() -> None:
     assert caught.value.kind == "transient"
 
 
+# ----------------------------------------------------------- deadlines and stopping
+
+# Bounds with a wide margin: they tell a deadline that holds from one that never comes.
+CUT_OFF = 6.0
+
+
+def test_a_trickling_webhook_is_cut_off_at_the_deadline() -> None:
+    # A byte every 0.2 s: no single read ever waits for the 1 s timeout.
+    with WebhookReceiver(secret="s", trickle=0.2) as receiver:
+        sender = WebhookSender(WebhookSettings(**receiver.settings(timeout=1)), user_agent="t")
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            sender.send(message())
+        took = time.monotonic() - started
+        sender.close()
+    assert caught.value.kind == "transient" and "no answer within 1s" in str(caught.value)
+    assert took < CUT_OFF and receiver.trickled == 1
+
+
+def test_only_the_start_of_a_huge_answer_is_read() -> None:
+    # 8 MiB of error page, stalled after 256 KiB: the status and an excerpt are enough.
+    page = b"<html>" + b"x" * (8 << 20)
+    with HTTPServer() as server:
+        server.route("/hook", Response(page, status=500, stall_after=256 << 10, delay=30))
+        sender = WebhookSender(WebhookSettings(url=server.url("/hook"), secret="s", timeout=20), user_agent="t")
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            sender.send(message())
+        took = time.monotonic() - started
+        sender.close()
+    assert caught.value.kind == "transient" and str(caught.value).startswith("HTTP 500")
+    assert len(str(caught.value)) < 300 and took < CUT_OFF
+
+
+def test_stopping_cancels_a_webhook_in_flight() -> None:
+    with WebhookReceiver(secret="s", trickle=0.2) as receiver:
+        sender = WebhookSender(WebhookSettings(**receiver.settings(timeout=60)), user_agent="t")
+        stop = Stop()
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(Cancelled):
+            sender.send(message(), stop=stop)
+        took = time.monotonic() - started
+        with pytest.raises(Cancelled):
+            sender.send(message(), stop=stop)  # nothing starts once stopped
+        sender.close()
+    assert took < CUT_OFF and receiver.trickled == 1
+
+
+@pytest.mark.parametrize("trickle", [b"", b"220 smtp.example.org ESMTP at your service\r\n"])
+def test_an_smtp_server_that_never_answers_is_cut_off_at_the_deadline(trickle: bytes) -> None:
+    with StalledServer(trickle=trickle, interval=0.2) as server:
+        config = EmailSettings(
+            smtp_host="127.0.0.1", smtp_port=server.port, sender="m@x.org", recipients=["d@x.org"], timeout=1
+        )
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            EmailSender(config).send(message())
+        took = time.monotonic() - started
+    assert caught.value.kind == "transient" and "no answer within 1s" in str(caught.value)
+    assert took < CUT_OFF and server.accepted == 1
+
+
+def test_stopping_cancels_an_smtp_exchange_in_flight() -> None:
+    with StalledServer(trickle=b"220 slow", interval=0.2) as server:
+        config = EmailSettings(
+            smtp_host="127.0.0.1", smtp_port=server.port, sender="m@x.org", recipients=["d@x.org"], timeout=60
+        )
+        stop = Stop()
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(Cancelled):
+            EmailSender(config).send(message(), stop=stop)
+    assert time.monotonic() - started < CUT_OFF
+
+
 # ------------------------------------------------------------------------------- SMTP
 
 
@@ -133,6 +219,15 @@ def test_smtp_server_down_is_transient() -> None:
     with pytest.raises(DeliveryError) as caught:
         EmailSender(EmailSettings(**sink.settings())).send(message())
     assert caught.value.kind == "transient"
+
+
+def test_starttls_that_the_server_does_not_offer_fails_before_any_login() -> None:
+    with SMTPSink() as sink:  # plain SMTP: no STARTTLS in its EHLO
+        config = EmailSettings(**sink.settings(starttls=True, username="monitor", password="pa55"))
+        with pytest.raises(DeliveryError) as caught:
+            EmailSender(config).send(message())
+    assert caught.value.kind == "permanent" and "STARTTLS" in str(caught.value)
+    assert sink.messages == [] and sink.logins == []
 
 
 def test_email_shape() -> None:

@@ -5,7 +5,9 @@ its ``key`` ("email", "webhook:<name or url>") names it in the outbox and must s
 stable across restarts. Senders raise ``DeliveryError`` and nothing else: every
 third-party failure (smtplib, ssl, httpx, sockets) is classified once, in the sender,
 into a ``DeliveryFailure``: transient (try again later), permanent (the message will
-never be taken) or gone (HTTP 410: the channel is disabled).
+never be taken) or gone (HTTP 410: the channel is disabled). A send runs inside an
+``Exchange`` bounded by the channel's ``timeout``; one cut short by its ``Stop`` raises
+``Cancelled`` instead (the message stays as it was in the outbox).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from monitor.alerts.exchange import Stop
 from monitor.alerts.payloads import Message
 from monitor.config import EmailSettings, WebhookSettings
 from monitor.errors import DeliveryError
@@ -29,8 +32,11 @@ __all__ = ["ChannelSettings", "DeliveryError", "Sender", "digest_window_end", "n
 class Sender(Protocol):
     """Delivers messages to one channel."""
 
-    def send(self, message: Message) -> str | None:
-        """Deliver ``message``; return a note worth keeping (or None); raise DeliveryError."""
+    def send(self, message: Message, stop: Stop | None = None) -> str | None:
+        """Deliver ``message``; return a note worth keeping (or None).
+
+        Raise ``DeliveryError``, or ``Cancelled`` once ``stop`` is set.
+        """
         ...
 
     def close(self) -> None: ...

@@ -6,6 +6,12 @@ is HTML-escaped in the HTML part, stripped of control characters everywhere, fla
 to one line in headers (no header injection through a title), and only http(s) URLs
 become links. ``Message-ID`` is derived from the message id, so a re-sent alert is
 recognisably the same mail.
+
+Sending is bounded as a whole by the channel's ``timeout`` (an ``Exchange``: connect,
+TLS, login and the message together, however slowly the server answers), and cut short
+on shutdown. Credentials never cross an unencrypted connection: the configuration
+refuses a login without ``starttls`` or ``tls``, and a STARTTLS the server does not
+offer fails the delivery (permanently) before any login.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import html
 import re
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
 
 from monitor.alerts.channels import DeliveryError
+from monitor.alerts.exchange import Exchange, Stop
 from monitor.alerts.payloads import ArticleAlert, Message
 from monitor.config import EmailSettings
 from monitor.outcomes import DeliveryFailure
@@ -150,6 +158,47 @@ def render(message: Message, config: EmailSettings) -> EmailMessage:
 # ----------------------------------------------------------------------------- sending
 
 
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, its socket guarded by the exchange from before it connects."""
+
+    def __init__(self, exchange: Exchange, host: str, port: int, *, timeout: float) -> None:
+        self.exchange = exchange
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return _open(host, port, timeout, self.exchange)
+
+
+class _SMTPS(smtplib.SMTP_SSL):
+    """Implicit TLS: the guarded connection, then the handshake (as SMTP_SSL does it)."""
+
+    def __init__(self, exchange: Exchange, host: str, port: int, *, timeout: float, context: ssl.SSLContext) -> None:
+        self.exchange = exchange
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self.context.wrap_socket(_open(host, port, timeout, self.exchange), server_hostname=host)
+
+
+def _open(host: str, port: int, timeout: float, exchange: Exchange) -> socket.socket:
+    """A connection to the first address that takes it; cut short with the exchange."""
+    error: OSError = OSError(f"{host}: no address")
+    for family, kind, proto, _name, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            exchange.guard(sock)  # before connecting: a connect that hangs is cut too
+            if exchange.cut:
+                raise OSError("cut short")
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error
+
+
 class EmailSender:
     """Sends messages through one SMTP server, one connection per message."""
 
@@ -162,19 +211,16 @@ class EmailSender:
             context.load_verify_locations(cafile=str(self.config.ca_file))
         return context
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, exchange: Exchange) -> smtplib.SMTP:
         config = self.config
+        host, port, timeout = config.smtp_host, config.smtp_port, config.timeout
         if config.tls:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                config.smtp_host,
-                config.smtp_port,
-                timeout=config.timeout,
-                context=self._tls_context(),
-            )
+            smtp: smtplib.SMTP = _SMTPS(exchange, host, port, timeout=timeout, context=self._tls_context())
         else:
-            smtp = smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout)
+            smtp = _SMTP(exchange, host, port, timeout=timeout)
         try:
             if config.starttls:
+                # Raises when the server does not offer it: never go on in the clear.
                 smtp.starttls(context=self._tls_context())
             if config.username:
                 smtp.login(config.username, config.password or "")
@@ -183,12 +229,24 @@ class EmailSender:
             raise
         return smtp
 
-    def send(self, message: Message) -> str | None:
+    def send(self, message: Message, stop: Stop | None = None) -> str | None:
         mail = render(message, self.config)
-        try:
-            smtp = self._connect()
+        with Exchange(self.config.timeout, stop) as exchange:
             try:
-                refused = smtp.send_message(mail, self.config.sender, self.config.recipients)
+                refused = self._send(mail, exchange)
+            except Exception:
+                exchange.check()
+                raise
+        if refused:
+            return "refused by the server: " + ", ".join(sorted(refused))
+        return None
+
+    def _send(self, mail: EmailMessage, exchange: Exchange) -> dict[str, tuple[int, bytes]]:
+        """The recipients refused (the others took the mail); raise DeliveryError."""
+        try:
+            smtp = self._connect(exchange)
+            try:
+                return smtp.send_message(mail, self.config.sender, self.config.recipients)
             finally:
                 _quit(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -204,9 +262,6 @@ class EmailSender:
             raise DeliveryError(
                 "transient", f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {reason}"
             ) from None
-        if refused:
-            return "refused by the server: " + ", ".join(sorted(refused))
-        return None
 
     def close(self) -> None:
         """Nothing to close: each message has its own connection."""

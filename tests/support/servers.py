@@ -16,7 +16,14 @@ SMTP error, or hold a message for a while after accepting it.
 ``WebhookReceiver`` verifies each request with the independent ``standardwebhooks``
 package and, like a well-behaved receiver, keeps the first delivery of each
 ``webhook-id`` and drops repeats. It can be switched to answer an error status, to
-answer too late (a timeout), or to be down (connection refused).
+answer too late (a timeout), to trickle its answer a byte at a time (so that no single
+read ever times out), or to be down (connection refused).
+
+``StalledServer`` accepts TCP connections and never answers in full: silent, or
+trickling a few bytes (an SMTP relay that hangs after accepting).
+
+Every server here stops by itself: a stalled or trickled connection is given up after
+a bounded time, and at once when the server is stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import itertools
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -317,6 +326,7 @@ class Delivery:
     body: bytes
     verified: bool
     error: str | None = None
+    trickled: bool = False  # answered a byte at a time, never in full
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -332,6 +342,10 @@ class WebhookReceiver:
     status: int = 200  # answer to every verified request
     retry_after: str | None = None
     delay: float = 0.0  # seconds to wait before answering (after keeping the payload)
+    # Seconds between the bytes of a never-ending answer (0: answer at once); while it
+    # trickles, the receiver keeps nothing, as one that never gets to process the call.
+    trickle: float = 0.0
+    trickle_for: float = 60.0  # each trickled answer is given up after this long
 
     def __post_init__(self) -> None:
         key = self.secret if self.secret.startswith("whsec_") else self.secret.encode()
@@ -340,10 +354,17 @@ class WebhookReceiver:
         self.kept: dict[str, dict[str, Any]] = {}  # webhook-id → payload, first one only
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._closing = threading.Event()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
+
+    @property
+    def trickled(self) -> int:
+        """Requests answered by trickling."""
+        with self.lock:
+            return len([d for d in self.deliveries if d.trickled])
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         data = {"url": self.url, "secret": self.secret, "timeout": 2}
@@ -369,12 +390,18 @@ class WebhookReceiver:
             with self.lock:
                 self.deliveries.append(delivery)
             return 401, {}
+        trickled = self.trickle > 0
         delivery = Delivery(
-            headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"], body, True
+            headers["webhook-id"],
+            headers["webhook-timestamp"],
+            headers["webhook-signature"],
+            body,
+            True,
+            trickled=trickled,
         )
         with self.lock:
             self.deliveries.append(delivery)
-            if self.status < 300:
+            if self.status < 300 and not trickled:
                 self.kept.setdefault(delivery.webhook_id, delivery.payload)
         extra = {"Retry-After": self.retry_after} if self.retry_after else {}
         return self.status, extra
@@ -390,6 +417,10 @@ class WebhookReceiver:
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, extra = receiver.receive(headers, body)
+                if receiver.trickle > 0:
+                    receiver._trickle(self.wfile)
+                    self.close_connection = True
+                    return
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 try:
@@ -407,16 +438,97 @@ class WebhookReceiver:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        self._closing.clear()
         self._server = server
         return self
 
+    def _trickle(self, out: Any) -> None:
+        """A status line, then a header that never ends, a byte every ``trickle`` seconds."""
+        interval, give_up = self.trickle, time.monotonic() + self.trickle_for
+        pieces = itertools.chain(iter(b"HTTP/1.1 200 OK\r\nx-wait: "), itertools.repeat(ord(".")))
+        try:
+            for byte in pieces:
+                if self._closing.is_set() or time.monotonic() > give_up:
+                    return
+                out.write(bytes([byte]))
+                out.flush()
+                self._closing.wait(interval)
+        except OSError:
+            pass  # the client gave up: what a deadline is for
+
     def stop(self) -> None:
+        self._closing.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
 
     def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ----------------------------------------------------------------------- stalled servers
+
+
+class StalledServer:
+    """Accepts TCP connections and never answers in full: a relay that hangs.
+
+    Silent by default; with ``trickle`` it sends those bytes one every ``interval``
+    seconds (an SMTP greeting that never ends, so that no single read ever times out),
+    then stays silent. Each connection is dropped after ``limit`` seconds, and all of
+    them at ``stop()``.
+    """
+
+    def __init__(self, *, trickle: bytes = b"", interval: float = 1.0, limit: float = 60.0) -> None:
+        self.trickle, self.interval, self.limit = trickle, interval, limit
+        self.accepted = 0
+        self._closing = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> StalledServer:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            thread = threading.Thread(target=self._stall, args=(connection,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _stall(self, connection: socket.socket) -> None:
+        give_up = time.monotonic() + self.limit
+        with connection:
+            try:
+                for byte in self.trickle:
+                    if self._closing.wait(self.interval) or time.monotonic() > give_up:
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                return  # the client gave up
+            self._closing.wait(max(give_up - time.monotonic(), 0))
+
+    def stop(self) -> None:
+        self._closing.set()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> StalledServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
