@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from sqlmodel import select
 
 from monitor.alerts import deliver_due, enqueue_alerts
 from monitor.alerts.dispatch import DeliveryReport
+from monitor.alerts.exchange import Stop
 from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert, AlertChannel, Article, Mention
@@ -361,6 +363,79 @@ def test_a_channel_held_by_another_dispatcher_is_skipped(
     finally:
         release()
     assert deliver(engine, settings).sent == 1
+
+
+# ----------------------------------------------------------------- slow receivers, stopping
+
+
+def in_thread(call: Callable[[], DeliveryReport]) -> tuple[threading.Thread, list[DeliveryReport]]:
+    reports: list[DeliveryReport] = []
+    thread = threading.Thread(target=lambda: reports.append(call()), daemon=True)
+    thread.start()
+    return thread, reports
+
+
+def test_a_trickling_channel_holds_up_no_other(
+    engine: sa.Engine, alerting: Callable[..., Settings], hook: WebhookReceiver, smtp: SMTPSink
+) -> None:
+    with WebhookReceiver(secret=SECRET, trickle=0.3) as slow:
+        # The slow one first: channels used to be delivered one after another, in order.
+        settings = alerting(webhooks=[slow.settings(name="slow", timeout=3), hook.settings(name="ops")])
+        for n in range(3):
+            add_article(engine, settings, url=f"https://n.example/{n}")
+        thread, reports = in_thread(lambda: deliver(engine, settings))
+        wait_for(lambda: len(hook.kept) == 3 and len(smtp.messages) == 3, 10, "the healthy channels")
+        assert thread.is_alive()  # the slow channel is still being waited for
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    (report,) = reports
+    assert (report.sent, report.messages, report.retrying) == (6, 6, 1)
+    assert report.errors == ["webhook:slow: no answer within 3s"]
+    slow_alerts = [a for a in alerts_of(engine) if a.channel == "webhook:slow"]
+    assert [(a.status, a.attempts) for a in slow_alerts] == [("pending", 1), ("pending", 0), ("pending", 0)]
+    assert slow.trickled == 1 and slow.kept == {}
+
+
+def test_stopping_cuts_a_delivery_short_and_leaves_its_alert_as_it_was(
+    engine: sa.Engine, alerting: Callable[..., Settings]
+) -> None:
+    with WebhookReceiver(secret=SECRET, trickle=0.3) as stuck:
+        settings = alerting(email=False, webhooks=[stuck.settings(name="stuck", timeout=60)])
+        add_article(engine, settings, url="https://n.example/1")
+        stop = Stop()
+        thread, reports = in_thread(lambda: deliver_due(engine, settings, stop=stop))
+        wait_for(lambda: stuck.trickled == 1, 10, "the delivery in flight")
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        (report,) = reports
+        assert (report.sent, report.retrying, report.failed, report.errors) == (0, 0, 0, [])
+        (alert,) = alerts_of(engine)
+        assert (alert.status, alert.attempts, alert.last_error) == ("pending", 0, None)
+        assert alert.message_id == stuck.deliveries[0].webhook_id
+
+        stuck.trickle = 0
+        assert deliver(engine, settings).sent == 1
+    assert list(stuck.kept) == [alert.message_id]
+
+
+def test_a_channel_is_delivered_by_one_thread_at_a_time(
+    engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink
+) -> None:
+    with WebhookReceiver(secret=SECRET, trickle=0.3) as stuck:
+        settings = alerting(webhooks=[stuck.settings(name="stuck", timeout=60)])
+        add_article(engine, settings, url="https://n.example/1")
+        stop = Stop()
+        thread, _ = in_thread(lambda: deliver_due(engine, settings, channels=["webhook:stuck"], stop=stop))
+        try:
+            wait_for(lambda: stuck.trickled == 1, 10, "the delivery in flight")
+            # The same process delivers the other channel meanwhile, and skips this one.
+            report = deliver(engine, settings)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert (report.sent, report.busy) == (1, ["webhook:stuck"])
+    assert stuck.trickled == 1 and len(smtp.messages) == 1
 
 
 # --------------------------------------------------------------------------- digests

@@ -1,13 +1,13 @@
-"""The dispatcher: sends due alerts from the outbox, one channel at a time, in order.
+"""The dispatcher: sends due alerts from the outbox, channels side by side, each in order.
 
-A delivery round (``deliver_due``) takes each configured channel in turn:
+A delivery round (``deliver_due``) runs each configured channel in a thread of its own
+(at most ``MAX_PARALLEL_CHANNELS`` at once), so a slow or dead receiver holds up no other
+channel; the round ends when every channel's part has. One channel's part:
 
-1. **Claim the channel.** On PostgreSQL, its ``alert_channel`` row is locked with
-   ``SELECT … FOR UPDATE SKIP LOCKED`` for the whole round, so two daemons never work
-   on the same channel at once (the other one skips it) and the lock dies with a
-   crashed process. The lock is per channel rather than per alert because a channel's
-   alerts go out in order. SQLite has one writer anyway: a file lock beside the
-   database keeps a second process (``monitor poll`` next to ``monitor run``) out.
+1. **Claim the channel** (``claims``): on PostgreSQL its ``alert_channel`` row is
+   locked (``FOR UPDATE SKIP LOCKED``) for the whole of it; on SQLite a file lock keeps
+   other processes out; within the process one thread at a time delivers a channel.
+   Another dispatcher's channel is skipped ("busy").
 2. **Take the oldest pending alert.** If it is not due (in back-off, or its digest
    window is still open), the channel waits: newer alerts never overtake it.
 3. **Fix its message id and commit** before the first attempt. A digest gathers every
@@ -16,25 +16,31 @@ A delivery round (``deliver_due``) takes each configured channel in turn:
 4. **Send, then mark sent and commit.** A crash before the mark re-sends the same
    message; receivers drop the repeated id.
 
+Each send is bounded as a whole by the channel's ``timeout`` (``exchange``). Setting the
+round's ``Stop`` (shutdown, Ctrl-C) cuts every send in flight short and starts no new
+one: an alert cut short is left exactly as it was, pending with its message id, and
+sent again by a later round.
+
 Failures: transient ones back off exponentially with jitter (or as ``Retry-After``
 says) until ``alerts.give_up_after`` has passed since the alert was queued; permanent
 ones mark the alert failed with the reason; HTTP 410 disables the channel (its alerts
 stay pending until ``monitor alerts retry`` re-enables it).
 
-One module, past the house's usual size, because a round's steps (claim, order, fix the
+One module, past the house's usual size, because a round's steps (order, fix the
 message id, send, mark) share one transaction discipline that is easier to check read
 together than spread over files.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
+import queue
 import random
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +53,9 @@ from monitor.alerts.channels import (
     Sender,
     new_message_id,
 )
+from monitor.alerts.claims import ChannelHold, hold_channel, process_lock
 from monitor.alerts.email import EmailSender
+from monitor.alerts.exchange import Cancelled, Stop
 from monitor.alerts.outbox import ensure_channels
 from monitor.alerts.payloads import (
     CREATED,
@@ -62,7 +70,7 @@ from monitor.alerts.payloads import (
 from monitor.alerts.webhook import WebhookSender
 from monitor.config import AlertSettings, EmailSettings, Settings
 from monitor.db import session as open_session
-from monitor.models import Alert, AlertChannel, Article, Feed, Mention
+from monitor.models import Alert, Article, Feed, Mention
 from monitor.outcomes import AlertStatus, DeliveryFailure
 from monitor.times import utcnow
 
@@ -71,6 +79,10 @@ log = logging.getLogger(__name__)
 # Bounds of one round, so a large backlog cannot hold a channel (or the daemon) for long.
 MAX_MESSAGES_PER_ROUND = 100
 MAX_DIGEST_ITEMS = 200
+# Channels delivered at once: each holds up to two database connections meanwhile.
+MAX_PARALLEL_CHANNELS = 8
+# After Ctrl-C, how long the channels' threads get to put their state down.
+STOP_WAIT = 5.0
 
 
 @dataclass
@@ -95,6 +107,10 @@ class DeliveryReport:
             "busy": self.busy,
             "errors": self.errors,
         }
+
+    def add(self, other: DeliveryReport) -> None:
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def summary(self) -> str:
         text = f"alerts: {self.sent} sent in {self.messages} messages, {self.retrying} retrying, {self.failed} failed"
@@ -124,9 +140,11 @@ class RetryPolicy:
         return rng.uniform(ceiling / 2, ceiling)
 
 
-def build_senders(settings: Settings) -> dict[str, Sender]:
+def build_senders(settings: Settings, keys: Collection[str] | None = None) -> dict[str, Sender]:
     senders: dict[str, Sender] = {}
     for channel in settings.alerts.channels:
+        if keys is not None and channel.key not in keys:
+            continue
         if isinstance(channel, EmailSettings):
             senders[channel.key] = EmailSender(channel)
         else:
@@ -141,105 +159,83 @@ def deliver_due(
     now: datetime | None = None,
     senders: Mapping[str, Sender] | None = None,
     rng: random.Random | None = None,
+    channels: Collection[str] | None = None,
+    stop: Stop | None = None,
 ) -> DeliveryReport:
-    """Send every due alert of every configured channel; one round."""
+    """Send every due alert of the configured channels (or of those ``channels``); one round."""
     report = DeliveryReport()
-    channels = settings.alerts.channels
-    if not channels:
+    chosen = [c for c in settings.alerts.channels if channels is None or c.key in channels]
+    if not chosen:
         return report
     now = now or utcnow()
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     with open_session(engine) as session:
-        ensure_channels(session, keys=[c.key for c in channels])
+        ensure_channels(session, keys=[c.key for c in chosen])
         session.commit()
     own = senders is None
-    active = dict(senders) if senders is not None else build_senders(settings)
-    round_ = _Round(engine, settings, now, rng or random.Random(), report)
+    active = dict(senders) if senders is not None else build_senders(settings, [c.key for c in chosen])
+    rng = rng or random.Random()
+    stop = stop or Stop()
+    rounds = [_Round(engine, settings, now, random.Random(rng.random()), stop) for _ in chosen]
     try:
-        with _process_lock(engine) as acquired:
+        with process_lock(engine) as acquired:
             if not acquired:
-                report.busy = [c.key for c in channels]
+                report.busy = [c.key for c in chosen]
                 return report
-            for channel in channels:
-                round_.deliver_channel(channel, active[channel.key])
+            jobs = [functools.partial(r.deliver_channel, c, active[c.key]) for r, c in zip(rounds, chosen, strict=True)]
+            _side_by_side(jobs, stop)
     finally:
         if own:
             for sender in active.values():
                 sender.close()
+    for round_ in rounds:
+        report.add(round_.report)
     return report
 
 
-# ------------------------------------------------------------------------------ locks
+def _side_by_side(jobs: Sequence[Callable[[], None]], stop: Stop) -> None:
+    """Run ``jobs`` in threads (``MAX_PARALLEL_CHANNELS`` at most) and wait for them all.
 
-
-@contextlib.contextmanager
-def _process_lock(engine: Engine) -> Iterator[bool]:
-    """On SQLite, one dispatching process at a time (a lock file beside the database)."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield True
-        return
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX
-        yield True
-        return
-    with open(Path(database).with_name(Path(database).name + ".alerts.lock"), "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class _ChannelHold:
-    """The right to deliver one channel, and its state row.
-
-    On PostgreSQL the state row stays locked in ``session``'s transaction until
-    ``release``; state changes ride on that transaction. On SQLite (already exclusive
-    through the process lock) each change commits at once, so no read transaction is
-    left open across network calls.
+    The first error of a job is raised once every job has ended. Ctrl-C cuts what is in
+    flight short and gives the jobs ``STOP_WAIT`` seconds to end; the threads are daemon
+    threads, so one that still hangs (a connect) cannot keep the process alive.
     """
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    todo: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+    for job in jobs:
+        todo.put(job)
+    errors: list[Exception] = []
 
-    def __init__(self, session: Session, state: AlertChannel, *, locked: bool) -> None:
-        self.session = session
-        self.state = state
-        self.locked = locked
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job()
+            except Exception as exc:
+                errors.append(exc)
 
-    def save(self) -> None:
-        self.session.add(self.state)
-        if self.locked:
-            self.session.flush()
-        else:
-            self.session.commit()
-
-    def release(self) -> None:
-        self.session.commit()
-
-
-@contextlib.contextmanager
-def _hold_channel(engine: Engine, key: str) -> Iterator[_ChannelHold | None]:
-    locked = engine.dialect.name == "postgresql"
-    with open_session(engine) as session:
-        query = select(AlertChannel).where(AlertChannel.key == key)
-        if locked:
-            query = query.with_for_update(skip_locked=True)
-        state = session.exec(query).first()
-        if state is None:
-            yield None
-            return
-        if not locked:
-            session.commit()
-        hold = _ChannelHold(session, state, locked=locked)
-        try:
-            yield hold
-        finally:
-            hold.release()
+    threads = [
+        threading.Thread(target=work, name=f"alerts-{n}", daemon=True)
+        for n in range(min(len(jobs), MAX_PARALLEL_CHANNELS))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=STOP_WAIT)
+        raise
+    if errors:
+        raise errors[0]
 
 
 # ------------------------------------------------------------------------------ round
@@ -256,42 +252,44 @@ class _Batch:
 
 
 class _Round:
-    def __init__(
-        self,
-        engine: Engine,
-        settings: Settings,
-        now: datetime,
-        rng: random.Random,
-        report: DeliveryReport,
-    ) -> None:
+    """One channel's part of a round (a thread of its own), with its own report."""
+
+    def __init__(self, engine: Engine, settings: Settings, now: datetime, rng: random.Random, stop: Stop) -> None:
         self.engine = engine
         self.settings = settings
         self.now = now
         self.rng = rng
-        self.report = report
+        self.stop = stop
+        self.report = DeliveryReport()
         self.policy = RetryPolicy.from_settings(settings.alerts)
 
     def deliver_channel(self, channel: ChannelSettings, sender: Sender) -> None:
-        with _hold_channel(self.engine, channel.key) as hold:
+        with hold_channel(self.engine, channel.key) as hold:
             if hold is None:
                 self.report.busy.append(channel.key)
                 return
             if hold.state.disabled_at is not None:
                 return
             for _ in range(MAX_MESSAGES_PER_ROUND):
+                if self.stop.is_set():
+                    return
                 batch = self._next_batch(channel)
                 if batch is None:
                     return
                 if not self._attempt(channel, sender, batch, hold):
                     return
 
-    def _attempt(self, channel: ChannelSettings, sender: Sender, batch: _Batch, hold: _ChannelHold) -> bool:
+    def _attempt(self, channel: ChannelSettings, sender: Sender, batch: _Batch, hold: ChannelHold) -> bool:
         """Send one batch and record the outcome; False stops the channel's round."""
         if batch.message is None:
             self._mark_failed(batch.alert_ids, "the article is no longer stored")
             return True
         try:
-            note = sender.send(batch.message)
+            note = sender.send(batch.message, self.stop)
+        except Cancelled:
+            # Not an attempt that failed: the alerts stay as they are, to be sent again.
+            log.info("alert delivery to %s cut short by shutdown; it stays queued", channel.key)
+            return False
         except DeliveryError as exc:
             return self._record_failure(channel, batch, exc, hold)
         except Exception as exc:
@@ -355,7 +353,7 @@ class _Round:
 
     # ---------------------------------------------------------------- failures
 
-    def _record_failure(self, channel: ChannelSettings, batch: _Batch, exc: DeliveryError, hold: _ChannelHold) -> bool:
+    def _record_failure(self, channel: ChannelSettings, batch: _Batch, exc: DeliveryError, hold: ChannelHold) -> bool:
         reason = str(exc)[:2000]
         log.warning("alert delivery to %s failed (%s): %s", channel.key, exc.kind, reason)
         self.report.errors.append(f"{channel.key}: {reason}")

@@ -5,7 +5,10 @@ what is due, so any number of daemons can share one PostgreSQL database:
 
 - ``poll`` every ``poll.tick``: claim due feeds and poll them in the background;
 - ``leases`` every ``poll.lease / 3``: renew the leases of feeds in flight;
-- ``alerts`` every 30 s, and as soon as a poll has queued alerts: deliver them;
+- ``alerts`` every 30 s, and as soon as a poll has queued alerts: deliver them, each
+  channel in a thread of its own; a channel whose delivery is still under way (a slow
+  receiver, bounded by its ``timeout``) goes round again when it is done, and holds up
+  no other;
 - ``config`` every 5 min, and on SIGHUP: re-read the configuration file.
 
 Live settings are explicit: ``Daemon.settings`` is replaced as a whole when the file is
@@ -13,10 +16,12 @@ re-read, and every job reads it when it runs, so a reload changes the feeds, the
 channels and the tracked entities without a restart (and says what changed). Poll
 settings (concurrency, timeouts) take effect at the next start.
 
-Stopping (SIGTERM, SIGINT): no new job starts, running jobs and polls in flight get
-``poll.shutdown_grace`` seconds, then leases are released. Everything that can start a
-job checks ``stopping`` on the event loop's thread first, so nothing reaches the
-scheduler after it is shut down.
+Stopping (SIGTERM, SIGINT): no new job starts, alert deliveries in flight are cut short
+at once (their alerts stay pending, with their message ids, for the next start), running
+jobs and polls in flight get ``poll.shutdown_grace`` seconds, then leases are released.
+Deliveries run in daemon threads, so not even one stuck in a connect keeps the process
+alive past that. Everything that can start a job checks ``stopping`` on the event loop's
+thread first, so nothing reaches the scheduler after it is shut down.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -31,7 +37,8 @@ from typing import TypeVar
 import sqlalchemy as sa
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.alerts.dispatch import deliver_due
+from monitor.alerts.dispatch import MAX_PARALLEL_CHANNELS, deliver_due
+from monitor.alerts.exchange import Stop
 from monitor.config import Settings
 from monitor.scheduling.sync import sync_feeds
 from monitor.scheduling.worker import Worker
@@ -89,7 +96,10 @@ class Daemon:
         self.worker = Worker(settings, engine)
         self.scheduler: AsyncIOScheduler | None = None
         self.stopping = False
-        self._delivering = False
+        self._alerts_stop = Stop()
+        self._delivering: set[str] = set()  # channels whose delivery is under way
+        self._deliver_again: set[str] = set()  # ... and that have more to deliver since
+        self._delivery_slots: asyncio.Semaphore | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._reloading: asyncio.Lock | None = None
 
@@ -108,15 +118,42 @@ class Daemon:
             log.exception("cannot renew leases")
 
     async def deliver_alerts(self) -> None:
-        self._delivering = True
+        self._start_deliveries()
+
+    def _start_deliveries(self) -> None:
+        """A delivery for each channel without one; one under way goes round again after."""
+        for channel in self.settings.alerts.channels:
+            if channel.key in self._delivering:
+                self._deliver_again.add(channel.key)
+            else:
+                self._delivering.add(channel.key)
+                self._spawn(self._deliver_channel(channel.key))
+
+    async def _deliver_channel(self, key: str) -> None:
+        if self._delivery_slots is None:
+            self._delivery_slots = asyncio.Semaphore(MAX_PARALLEL_CHANNELS)
         try:
-            report = await asyncio.to_thread(deliver_due, self.engine, self.settings)
-            if report.sent or report.errors:
-                log.info(report.summary())
-        except Exception:
-            log.exception("alert delivery failed")
+            while not self.stopping:
+                self._deliver_again.discard(key)
+                async with self._delivery_slots:
+                    await self._deliver_once(key)
+                if key not in self._deliver_again:
+                    return
         finally:
-            self._delivering = False
+            self._delivering.discard(key)
+
+    async def _deliver_once(self, key: str) -> None:
+        if self.stopping:
+            return
+        try:
+            report = await _in_own_thread(
+                lambda: deliver_due(self.engine, self.settings, channels=[key], stop=self._alerts_stop)
+            )
+        except Exception:
+            log.exception("alert delivery to %s failed", key)
+            return
+        if report.sent or report.errors:
+            log.info("%s: %s", key, report.summary())
 
     async def reload_config(self) -> None:
         """Re-read the configuration file and apply it; a broken file changes nothing."""
@@ -143,12 +180,11 @@ class Daemon:
     def deliver_now(self) -> None:
         """Deliver new alerts at once rather than at the next round.
 
-        A round under way already, or the next one, takes those it does not see.
+        A channel's delivery under way goes round again when done, and takes them then.
         Called on the event loop's thread, so ``stopping`` cannot change under it.
         """
-        if self.stopping or self._delivering or self.scheduler is None:
-            return
-        self.scheduler.modify_job("alerts", next_run_time=_now())
+        if not self.stopping:
+            self._start_deliveries()
 
     def hang_up(self) -> None:
         """SIGHUP: re-read the configuration now."""
@@ -205,8 +241,9 @@ class Daemon:
         self.scheduler = scheduler
 
     async def _stop_scheduler(self) -> None:
-        """No job starts any more; those running finish (a delivery is not cut off mid-round)."""
+        """No job starts any more; deliveries are cut short, the rest finish (within the grace)."""
         self.stopping = True
+        self._alerts_stop.set()
         self.worker.request_stop()
         self.worker.on_alerts_queued = None
         if self.scheduler is not None:
@@ -243,6 +280,37 @@ class Daemon:
 
 def _now() -> datetime:
     return datetime.now().astimezone()
+
+
+async def _in_own_thread(call: Callable[[], T]) -> T:
+    """``call()`` in a daemon thread of its own.
+
+    Unlike ``asyncio.to_thread``, whose threads the end of ``asyncio.run`` waits for, a
+    call that hangs cannot keep the process alive.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # the waiter was cancelled: nobody wants it any more
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = call(), None
+        except BaseException as exc:
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the event loop is closed: the process is ending
+
+    threading.Thread(target=run, name="alerts", daemon=True).start()
+    return await future
 
 
 async def run_daemon(
