@@ -108,6 +108,16 @@ class PollSettings(_Strict):
     tick: Duration = 5.0
     # On SIGTERM, how long in-flight polls may run before they are abandoned.
     shutdown_grace: Duration = 10.0
+    # Pages of one feed fetched or extracted at once: a feed whose pages never answer
+    # holds this many of the shared page slots, never all of them.
+    per_feed_pages: int = Field(4, ge=1, le=1000)
+    # New entries taken from a feed in one poll, oldest first; the rest wait for the next.
+    max_new_entries: int = Field(100, ge=1, le=100_000)
+    # The most one feed's whole refresh (feed, pages, extraction, storing) may take;
+    # under ``lease``, so that a poll ends before its lease (``monitor poll`` renews none).
+    feed_deadline: Duration = 240.0
+    # The most one page's extraction may take; its process is killed and replaced after.
+    extract_timeout: Duration = 20.0
 
 
 class FeedConfig(_Strict):

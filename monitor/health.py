@@ -37,6 +37,8 @@ class FeedHealth(BaseModel):
     next_poll_at: UTCTimestamp | None = None
     articles_stored: int = 0
     entries_seen: int = 0
+    # New entries the last poll left for the next one (``poll.max_new_entries``).
+    entries_waiting: int = 0
     polling_by: str | None = None  # the worker holding the feed's lease right now
 
     def as_json(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ def _health(feed: Feed, now: datetime) -> FeedHealth:
         next_poll_at=feed.next_poll_at if feed.active else None,
         articles_stored=feed.articles_stored,
         entries_seen=feed.entries_seen,
+        entries_waiting=feed.entries_waiting,
         polling_by=feed.lease_owner if leased else None,
     )
 

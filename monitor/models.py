@@ -93,6 +93,7 @@ class Feed(SQLModel, table=True):
     error_message: str | None = Field(default=None, max_length=2000)
     error_count: int = Field(default=0)  # consecutive failures
     entries_seen: int = Field(default=0)  # entries in the last parsed document
+    entries_waiting: int = Field(default=0)  # new entries left for the next poll (poll.max_new_entries)
     articles_stored: int = Field(default=0)
     # A worker's claim on the feed while it polls it (scale-out on PostgreSQL).
     lease_owner: str | None = Field(default=None, max_length=100)

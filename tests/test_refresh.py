@@ -20,15 +20,18 @@ from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert, Article, Feed, Fingerprint, Mention
 from monitor.pipeline.ingest import Archive
+from monitor.pipeline.parse import Entry
 from monitor.pipeline.pool import CPUPool
+from monitor.pipeline.refresh import oldest_first
 from monitor.scheduling.report import CycleReport
 from monitor.scheduling.sync import sync_feeds
 from monitor.scheduling.worker import Worker
 from monitor.seeds import load_seeds
 from monitor.times import utcnow
-from tests.support.feeds import FEED_TYPES, RENDER, Item, article_page, rss20, story
+from tests.support.feeds import FEED_TYPES, RENDER, Item, article_page, costly_page, rss20, story
 from tests.support.paths import SEEDS_DIR
 from tests.support.servers import HTTPServer, Request, Response
+from tests.support.tarpit import Tarpit
 from tests.support.waiting import free_port
 
 SEED_TEXT = (SEEDS_DIR / "001_73071e9b10a78990.txt").read_text(encoding="utf-8")
@@ -162,9 +165,9 @@ class CountingPool(CPUPool):
         self.__dict__.update(pool.__dict__)
         self.parses = 0
 
-    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> Any:
+    async def parse(self, body: bytes, *, url: str, content_type: str | None, **kwargs: Any) -> Any:
         self.parses += 1
-        return await super().parse(body, url=url, content_type=content_type)
+        return await super().parse(body, url=url, content_type=content_type, **kwargs)
 
 
 @pytest.mark.parametrize("kind", ["rss20", "atom"])
@@ -410,3 +413,141 @@ def test_a_feed_removed_from_the_configuration_keeps_its_articles(
     assert [a.feed_id for a in articles(engine)] == [feed_row(engine, "Wire").id]
     with session(engine) as db:
         assert db.exec(select(sa.func.count()).select_from(Fingerprint)).one() > 0
+
+
+# ----------------------------------------------------------- isolation between feeds
+
+
+def test_entries_are_taken_oldest_first_undated_ones_from_the_bottom() -> None:
+    def entry(key: str, day: int | None) -> Entry:
+        published = datetime(2024, 1, day, tzinfo=UTC) if day else None
+        return Entry(key=key, title=key, url=None, summary=None, content=None, author=None, published_at=published)
+
+    # As a feed lists them, top to bottom.
+    listed = [entry("new", 9), entry("undated-a", None), entry("old", 2), entry("middle", 5), entry("undated-b", None)]
+    order = oldest_first({e.key: e for e in listed})
+    # undated-b has nothing dated below it; undated-a counts as old as "old", below it.
+    assert order == ["undated-b", "old", "undated-a", "middle", "new"]
+    assert oldest_first({e.key: e for e in listed if e.published_at is None}) == ["undated-b", "undated-a"]
+
+
+def test_a_feed_over_the_cap_is_taken_in_turns_oldest_first_and_its_validators_wait(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    items = [Item(f"S{n}", server.url(f"/s/{n}"), published=start + timedelta(hours=n)) for n in range(7)]
+    random.Random(3).shuffle(items)  # the feed's order is not the entries' age
+    body = rss20(items)
+
+    def conditional(request: Request) -> Response:
+        if request.header("if-none-match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body=body, headers={"Content-Type": FEED_TYPES["rss20"], "ETag": '"v1"'})
+
+    server.route("/feed", conditional)
+    for n in range(7):
+        serve_page(server, f"/s/{n}", f"S{n}", story(f"capped {n}"))
+    settings = configure({"Wire": "/feed"}, max_new_entries=3)
+
+    stored_after, waiting_after = [], []
+    for _poll in range(3):
+        report = poll(settings, engine, pool)
+        stored_after.append(sorted(int(a.url.rsplit("/", 1)[1]) for a in articles(engine)))
+        waiting_after.append((report.stored, report.waiting, feed_row(engine, "Wire").entries_waiting))
+        if report.waiting:
+            assert feed_row(engine, "Wire").etag is None  # no 304 while entries wait
+
+    assert stored_after == [[0, 1, 2], [0, 1, 2, 3, 4, 5], list(range(7))]
+    assert waiting_after == [(3, 4, 4), (3, 1, 1), (1, 0, 0)]
+    assert [r.header("if-none-match") for r in server.hits("/feed")] == [None, None, None]
+    assert [len(server.hits(f"/s/{n}")) for n in range(7)] == [1] * 7
+    feed = feed_row(engine, "Wire")
+    assert (feed.etag, feed.articles_stored, feed.entries_waiting) == ('"v1"', 7, 0)
+    assert poll(settings, engine, pool).not_modified == 1  # caught up: conditional again
+
+
+def test_a_feed_whose_pages_never_answer_takes_its_share_of_the_page_slots_only(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    with Tarpit() as pit:
+        hostile = [Item(f"H{n}", pit.url(f"/h/{n}")) for n in range(40)]
+        serve_feed(server, "/hostile", rss20(hostile))
+        # The healthy feed answers later, when the hostile one's pages are all queued.
+        server.route("/healthy", Response(rss20([Item("G", server.url("/g"))]), delay=0.5))
+        serve_page(server, "/g", "G", story("healthy"))
+        settings = configure(
+            {"Hostile": "/hostile", "Healthy": "/healthy"},
+            timeout="60s",
+            per_host=40,
+            per_feed_pages=3,
+            feed_deadline="3s",
+        )
+
+        report = poll(settings, engine, pool)
+
+        assert pit.connections == 3  # its share, and never a page more while they hang
+    assert (report.ok, report.failed, report.stored) == (1, 1, 1)
+    assert [a.url for a in articles(engine)] == [server.url("/g")]
+    assert report.elapsed < 10, report.elapsed
+    hostile_row = feed_row(engine, "Hostile")
+    assert (hostile_row.status, hostile_row.error_kind) == ("error", "deadline")
+    assert hostile_row.error_message.startswith("not done after 3s; 0 new entries stored")
+    assert hostile_row.body_hash is None  # validators not saved: the next poll starts afresh
+
+    # The pages answer now: the next poll stores every entry, none twice.
+    hostile = [Item(f"H{n}", server.url(f"/h/{n}")) for n in range(40)]
+    serve_feed(server, "/hostile", rss20(hostile))
+    for n in range(40):
+        serve_page(server, f"/h/{n}", f"H{n}", story(f"hostile {n}"))
+    assert poll(configure({"Hostile": "/hostile"}, per_feed_pages=3), engine, pool).stored == 40
+    assert len(articles(engine)) == 41
+
+
+def test_a_refresh_past_its_deadline_keeps_what_it_stored_and_its_old_validators(
+    configure: Callable[..., Settings], engine: sa.Engine, server: HTTPServer, pool: CPUPool
+) -> None:
+    items = [Item(f"S{n}", server.url(f"/s/{n}"), summary=story(f"deadline {n}", 2)) for n in range(3)]
+    serve_feed(server, "/feed", rss20(items[:1]), ETag='"v1"')
+    serve_page(server, "/s/0", "S0", story("first"))
+    settings = configure({"Wire": "/feed"}, feed_deadline="2s", timeout="30s")
+    poll(settings, engine, pool)
+    assert feed_row(engine, "Wire").etag == '"v1"'
+
+    serve_feed(server, "/feed", rss20(items), ETag='"v2"')
+    serve_page(server, "/s/1", "S1", story("second"))
+    server.route("/s/2", Response(article_page("S2", story("third")), delay=20))
+    report = poll(settings, engine, pool)
+
+    assert report.failed == 1 and report.stored == 1
+    feed = feed_row(engine, "Wire")
+    assert (feed.error_kind, feed.etag, feed.articles_stored) == ("deadline", '"v1"', 2)
+    assert "1 new entries stored, the rest next poll" in feed.error_message
+    assert sorted(a.url for a in articles(engine)) == [server.url("/s/0"), server.url("/s/1")]
+
+
+def test_an_extraction_past_its_time_limit_falls_back_to_the_feed_content(
+    configure: Callable[..., Settings],
+    engine: sa.Engine,
+    server: HTTPServer,
+    pool: CPUPool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    summary = story("costly summary", 3)
+    items = [Item("Costly", server.url("/costly"), summary=summary), Item("Plain", server.url("/plain"))]
+    serve_feed(server, "/feed", rss20(items))
+    server.route("/costly", Response(costly_page(), headers={"Content-Type": "text/html"}))
+    serve_page(server, "/plain", "Plain", story("plain page"))
+    settings = configure({"Wire": "/feed"}, extract_timeout="0.5s")
+
+    report = poll(settings, engine, pool)
+
+    assert (report.stored, report.fallbacks) == (2, 1)
+    stored = {a.url.rsplit("/", 1)[1]: a for a in articles(engine)}
+    assert stored["costly"].text == summary
+    assert stored["costly"].extraction_note == "page extract_timeout; feed content used"
+    assert stored["plain"].extraction_note is None and "plain page" in stored["plain"].text
+    assert report.elapsed < 8, report.elapsed  # the page alone takes some 10 s
+    assert "took longer than 0.5s; its process was replaced" in caplog.text
+    # The pool goes on with a new process in place of the one killed.
+    extracted, _problem = asyncio.run(pool.extract(article_page("After", story("after")).encode(), url="http://a/"))
+    assert extracted is not None and len(pool.pids()) <= pool.workers

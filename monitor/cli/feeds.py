@@ -112,7 +112,8 @@ def _summary(report: CycleReport) -> str:
             f"{report.not_modified} not modified, {report.unchanged} unchanged, {report.failed} failed"
         ),
         (
-            f"entries: {report.entries_seen} seen, {report.new_entries} new; "
+            f"entries: {report.entries_seen} seen, {report.new_entries} new"
+            f"{f' ({report.waiting} waiting for the next poll)' if report.waiting else ''}; "
             f"articles: {report.stored} stored ({report.duplicates} duplicates, "
             f"{report.fallbacks} from feed content), {report.skipped} skipped"
         ),
@@ -202,6 +203,8 @@ def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
         )
         if f.get("error_kind"):
             click.echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")
+        if f.get("entries_waiting"):
+            click.echo(f"{'':<{width}}  └ {f['entries_waiting']} new entries waiting for the next poll")
 
 
 main.add_command(feeds, "status")

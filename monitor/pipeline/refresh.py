@@ -13,10 +13,21 @@ per worker process; database work runs in one dedicated thread, so the event loo
 the network busy and the archive's in-memory state (entity automaton, dedup index) is
 only ever touched by one thread.
 
+Isolation: no feed can hold up another. Each feed's pages take at most
+``poll.per_feed_pages`` of the shared page slots (never more than half of them), so a
+feed whose links lead to a server that never answers blocks only its own pages; each
+page fetch has one deadline for all of it (``Fetcher``), each extraction a time limit
+(``CPUPool``), and each refresh as a whole ``poll.feed_deadline``, past which it is
+cancelled and recorded as a ``deadline`` failure. A poll takes at most
+``poll.max_new_entries`` new entries, oldest first; the others wait for the next poll.
+
 Crash safety: the feed's validators (ETag, Last-Modified, body hash) are returned, not
 written; the worker saves them only after every new entry was stored. A process killed
-half-way leaves the old validators, so the next poll fetches and parses again and the
-bulk URL check skips what was already stored.
+half-way, or a refresh past its deadline, leaves the old validators, so the next poll
+fetches and parses again and the bulk URL check skips what was already stored. While
+entries wait their turn the outcome carries no validators at all, and the worker clears
+the stored ones: the next poll then fetches unconditionally and finds them, where a
+conditional GET would be answered ``304`` for as long as the feed stays the same.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -75,6 +87,7 @@ class PollCounts:
     alerts: int = 0
     fallbacks: int = 0  # new entries stored from the feed's own content
     skipped: int = 0  # new entries with neither a usable page nor feed content
+    waiting: int = 0  # new entries left for the next poll (``poll.max_new_entries``)
 
     def add(self, other: PollCounts) -> None:
         for counter in fields(PollCounts):
@@ -88,7 +101,7 @@ class RefreshOutcome(PollCounts):
     feed_id: int
     feed_name: str
     status: PollStatus
-    # The validators to save once everything is stored (None: keep the stored ones).
+    # The validators to save once everything is stored (None: none, cleared).
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
@@ -141,6 +154,20 @@ def _fallback_text(entry: Entry) -> str | None:
     return max(texts, key=len) if texts else None
 
 
+def oldest_first(entries: dict[str, Entry]) -> list[str]:
+    """The entries' URLs, oldest first: by date, ties and undated entries from the bottom up.
+
+    Feeds list their newest entries at the top, so an undated entry counts as old as the
+    nearest dated entry below it, and undated entries with none below them come first.
+    """
+    keyed: list[tuple[datetime, int, str]] = []
+    below = datetime.min.replace(tzinfo=UTC)
+    for position, url in enumerate(reversed(entries)):
+        below = entries[url].published_at or below
+        keyed.append((below, position, url))
+    return [url for _date, _position, url in sorted(keyed)]
+
+
 class Refresher:
     """Refreshes feeds with shared machinery: fetcher, process pool, archive, DB thread."""
 
@@ -159,6 +186,8 @@ class Refresher:
         self.fetcher = fetcher
         self.pool = pool
         self.archive = archive or Archive(settings)
+        # Limits and deadlines keep their start-up values, as the fetcher's do.
+        self._poll = settings.poll
         self._own_db_executor = db_executor is None
         self.db_executor = db_executor or ThreadPoolExecutor(1, thread_name_prefix="monitor-db")
         # Pages being fetched right now, so two feeds carrying one story fetch it once.
@@ -166,7 +195,10 @@ class Refresher:
         # Pages downloaded or waiting for extraction at once: downloads outpace the
         # extraction pool, and without a bound a burst of new entries would hold every
         # page in memory until its turn.
-        self._page_slots = asyncio.Semaphore(max(settings.poll.concurrency, 2 * pool.workers))
+        page_slots = max(settings.poll.concurrency, 2 * pool.workers)
+        self._page_slots = asyncio.Semaphore(page_slots)
+        # One feed's share of them: a feed whose pages hang holds these, the others go on.
+        self._feed_pages = max(1, min(settings.poll.per_feed_pages, page_slots // 2))
 
     async def db(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on the database thread."""
@@ -184,30 +216,45 @@ class Refresher:
     async def refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
         """Poll ``feed`` once; failures come back classified in the outcome."""
         started = time.monotonic()
+        # Counted as the poll goes, so that a failed poll still tells what it stored.
+        tally = PollCounts()
         try:
-            outcome = await self._refresh(feed)
+            outcome = await self._within_deadline(feed, tally)
         except FetchError as exc:
-            outcome = RefreshOutcome(
-                feed_id=feed.id,
-                feed_name=feed.name,
-                status=PollStatus.ERROR,
-                error_kind=exc.kind,
-                error_message=exc.message,
-                retry_after=exc.retry_after,
-            )
+            outcome = self._failed(feed, exc, tally)
         except Exception as exc:  # a bug or the database: recorded, never fatal
             log.exception("feed %s: unexpected failure", feed.name)
-            outcome = RefreshOutcome(
-                feed_id=feed.id,
-                feed_name=feed.name,
-                status=PollStatus.ERROR,
-                error_kind=FailureKind.INTERNAL,
-                error_message=f"{type(exc).__name__}: {exc}",
-            )
+            outcome = self._failed(feed, FetchError(FailureKind.INTERNAL, f"{type(exc).__name__}: {exc}"), tally)
         outcome.elapsed = time.monotonic() - started
         return outcome
 
-    async def _refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
+    async def _within_deadline(self, feed: FeedSnapshot, tally: PollCounts) -> RefreshOutcome:
+        deadline = self._poll.feed_deadline
+        scope = asyncio.timeout(deadline)
+        try:
+            async with scope:
+                return await self._refresh(feed, tally)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            # Cancelled part-way: what was stored stays, the rest comes with the next poll.
+            message = f"not done after {deadline:g}s; {tally.stored} new entries stored, the rest next poll"
+            raise FetchError(FailureKind.DEADLINE, message) from None
+
+    @staticmethod
+    def _failed(feed: FeedSnapshot, exc: FetchError, tally: PollCounts) -> RefreshOutcome:
+        outcome = RefreshOutcome(
+            feed_id=feed.id,
+            feed_name=feed.name,
+            status=PollStatus.ERROR,
+            error_kind=exc.kind,
+            error_message=exc.message,
+            retry_after=exc.retry_after,
+        )
+        outcome.add(tally)
+        return outcome
+
+    async def _refresh(self, feed: FeedSnapshot, tally: PollCounts) -> RefreshOutcome:
         result = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
         if result.not_modified:
             return self._quiet(feed, PollStatus.NOT_MODIFIED, result, feed.body_hash)
@@ -216,30 +263,36 @@ class Refresher:
         if digest == feed.body_hash:
             # The server ignores conditional requests but sent the same bytes again.
             return self._quiet(feed, PollStatus.UNCHANGED, result, digest)
-        links = await self.pool.scan(result.body, url=result.url)
+        limit = self._poll.feed_deadline
+        links = await self.pool.scan(result.body, url=result.url, limit=limit)
         if links is not None and not set(links) - await self.db(self._known_urls, links):
             # A changed feed that lists only stories already stored: no full parse.
             return self._known_only(feed, result, digest, entries=len(links))
-        document, urls = await self.pool.parse(result.body, url=result.url, content_type=result.content_type)
+        document, urls = await self.pool.parse(
+            result.body, url=result.url, content_type=result.content_type, limit=limit
+        )
         entries = self._entries(feed, document, urls)
         known = await self.db(self._known_urls, list(entries))
         new = {url: entry for url, entry in entries.items() if url not in known}
+        tally.entries_seen, tally.new_entries = len(document.entries), len(new)
+        taken = oldest_first(new)[: self._poll.max_new_entries]
+        tally.waiting = len(new) - len(taken)
+        errors = await self._ingest_all(feed, {url: new[url] for url in taken}, tally)
+        if errors:
+            # Keep the old validators: what was not stored is tried again next time.
+            raise errors[0]
+        waiting = tally.waiting > 0
         outcome = RefreshOutcome(
             feed_id=feed.id,
             feed_name=feed.name,
             status=PollStatus.OK,
-            entries_seen=len(document.entries),
-            new_entries=len(new),
-            etag=result.etag,
-            last_modified=result.last_modified,
-            body_hash=digest,
+            etag=None if waiting else result.etag,
+            last_modified=None if waiting else result.last_modified,
+            body_hash=None if waiting else digest,
             max_age=result.max_age,
             warning=document.warning,
         )
-        errors = await self._ingest_all(feed, new, outcome)
-        if errors:
-            # Keep the old validators: what was not stored is tried again next time.
-            raise errors[0]
+        outcome.add(tally)
         return outcome
 
     @staticmethod
@@ -287,8 +340,9 @@ class Refresher:
 
     async def _ingest_all(self, feed: FeedSnapshot, new: dict[str, Entry], tally: PollCounts) -> list[Exception]:
         """Store the new entries, counting into ``tally``; the exceptions of those that failed."""
+        share = asyncio.Semaphore(self._feed_pages)
         results = await asyncio.gather(
-            *(self._ingest(feed, url, entry, tally) for url, entry in new.items()),
+            *(self._ingest(feed, url, entry, tally, share) for url, entry in new.items()),
             return_exceptions=True,
         )
         errors: list[Exception] = []
@@ -299,7 +353,9 @@ class Refresher:
                 raise result
         return errors
 
-    async def _ingest(self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts) -> None:
+    async def _ingest(
+        self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts, share: asyncio.Semaphore
+    ) -> None:
         shared = self._inflight.get(url)
         if shared is not None:
             # Another feed of this process is storing the same story right now.
@@ -308,7 +364,7 @@ class Refresher:
         future: asyncio.Future[StoreResult | None] = asyncio.get_running_loop().create_future()
         self._inflight[url] = future
         try:
-            result = await self._fetch_extract_store(feed, url, entry, tally)
+            result = await self._fetch_extract_store(feed, url, entry, tally, share)
         except BaseException:
             future.set_result(None)
             raise
@@ -322,9 +378,10 @@ class Refresher:
             tally.alerts += result.alerts
 
     async def _fetch_extract_store(
-        self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts
+        self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts, share: asyncio.Semaphore
     ) -> StoreResult | None:
-        async with self._page_slots:
+        # The feed's share first: a page waiting for it holds none of the shared slots.
+        async with share, self._page_slots:
             page = await self._page(url, entry)
         candidate = self._candidate(feed, url, entry, page)
         if candidate is None:
@@ -346,7 +403,12 @@ class Refresher:
         # trafilatura's metadata search costs a third of the extraction; the entry's
         # own date (and title, author) are as good, so it runs only without one.
         metadata = entry.published_at is None
-        extracted, problem = await self.pool.extract(result.body, url=result.url, metadata=metadata)
+        try:
+            extracted, problem = await self.pool.extract(
+                result.body, url=result.url, metadata=metadata, limit=self._poll.extract_timeout
+            )
+        except FetchError as exc:  # past the time limit
+            return _Page(None, exc.problem)
         if extracted is None:
             return _Page(None, problem or "empty")
         return _Page(extracted)

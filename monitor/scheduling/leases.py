@@ -217,7 +217,9 @@ def record_outcomes(
 
 def _outcome_params(outcome: RefreshOutcome) -> tuple[OutcomeShape, dict[str, Any]]:
     if outcome.failed:
-        return "failed", {"b_kind": outcome.error_kind, "b_message": (outcome.error_message or "")[:2000]}
+        message = (outcome.error_message or "")[:2000]
+        # A poll that failed part-way (past its deadline) may have stored articles first.
+        return "failed", {"b_kind": outcome.error_kind, "b_message": message, "b_stored": outcome.stored}
     validators = {
         "b_etag": _fits(outcome.etag, 500),
         "b_last_modified": _fits(outcome.last_modified, 100),
@@ -225,7 +227,8 @@ def _outcome_params(outcome: RefreshOutcome) -> tuple[OutcomeShape, dict[str, An
     }
     if outcome.status is not PollStatus.OK:
         return "quiet", validators
-    return "polled", {**validators, "b_entries": outcome.entries_seen, "b_stored": outcome.stored}
+    counts = {"b_entries": outcome.entries_seen, "b_stored": outcome.stored, "b_waiting": outcome.waiting}
+    return "polled", {**validators, **counts}
 
 
 def _fits(value: str | None, limit: int) -> str | None:
@@ -261,10 +264,12 @@ def _outcome_statements() -> dict[OutcomeShape, sa.Update]:
         "error_kind": sa.bindparam("b_kind"),
         "error_message": sa.bindparam("b_message"),
         "error_count": _C.error_count + 1,
+        "articles_stored": _C.articles_stored + sa.bindparam("b_stored"),
     }
     polled = {
         **success,
         "entries_seen": sa.bindparam("b_entries"),
+        "entries_waiting": sa.bindparam("b_waiting"),
         "articles_stored": _C.articles_stored + sa.bindparam("b_stored"),
     }
     update = _FEED.update().where(_C.id == sa.bindparam("b_id"))

@@ -51,6 +51,7 @@ class CycleReport(PollCounts):
             },
             "entries_seen": self.entries_seen,
             "new_entries": self.new_entries,
+            "entries_waiting": self.waiting,
             "articles": {
                 "stored": self.stored,
                 "duplicates": self.duplicates,
@@ -75,9 +76,11 @@ def describe(outcome: RefreshOutcome, next_poll_at: datetime | None) -> str:
         return f"{name}: {outcome.status.replace('_', ' ')}; {when} {took}"
     details = f", {outcome.fallbacks} from feed content" if outcome.fallbacks else ""
     details += f", {outcome.skipped} skipped" if outcome.skipped else ""
+    waiting = f", {outcome.waiting} waiting for the next poll" if outcome.waiting else ""
     return (
         f"{name}: ok, {outcome.entries_seen} entries, {outcome.new_entries} new, "
-        f"{outcome.stored} stored ({outcome.duplicates} duplicates{details}), {outcome.alerts} alerts; {when} {took}"
+        f"{outcome.stored} stored ({outcome.duplicates} duplicates{details}){waiting}, "
+        f"{outcome.alerts} alerts; {when} {took}"
     )
 
 
