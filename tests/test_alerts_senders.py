@@ -29,6 +29,7 @@ from tests.support.servers import (
     WebhookReceiver,
     self_signed_cert,
 )
+from tests.support.waiting import wait_for
 
 NOW = datetime(2030, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -116,9 +117,11 @@ CUT_OFF = 6.0
 
 
 def test_a_trickling_webhook_is_cut_off_at_the_deadline() -> None:
-    # A byte every 0.2 s: no single read ever waits for the 1 s timeout.
-    with WebhookReceiver(secret="s", trickle=0.2) as receiver:
+    with WebhookReceiver(secret="s") as receiver:
         sender = WebhookSender(WebhookSettings(**receiver.settings(timeout=1)), user_agent="t")
+        sender.send(message("msg_first"))  # a connection kept from it would escape the deadline
+        # A byte every 0.2 s: no single read ever waits for the 1 s timeout.
+        receiver.trickle = 0.2
         started = time.monotonic()
         with pytest.raises(DeliveryError) as caught:
             sender.send(message())
@@ -183,6 +186,24 @@ def test_stopping_cancels_an_smtp_exchange_in_flight() -> None:
         with pytest.raises(Cancelled):
             EmailSender(config).send(message(), stop=stop)
     assert time.monotonic() - started < CUT_OFF
+
+
+@pytest.mark.parametrize("mode", ["tls", "starttls"])
+def test_stopping_cancels_an_smtp_exchange_over_tls(cert: tuple[Path, Path], mode: str) -> None:
+    # The server holds its answer to the message: the client waits in a TLS read.
+    with SMTPSink(**{"implicit_tls" if mode == "tls" else "starttls": cert}) as sink:
+        sink.hold = 20
+        config = EmailSettings(**sink.settings(ca_file=str(cert[0]), timeout=60, **{mode: True}))
+        stop = Stop()
+        wait_then_stop = threading.Thread(target=lambda: (wait_for(lambda: sink.messages), stop.set()))
+        wait_then_stop.start()
+        started = time.monotonic()
+        with pytest.raises(Cancelled):
+            EmailSender(config).send(message(), stop=stop)
+        took = time.monotonic() - started
+        wait_then_stop.join()
+        sink.hold = 0
+    assert took < CUT_OFF and len(sink.messages) == 1
 
 
 # ------------------------------------------------------------------------------- SMTP

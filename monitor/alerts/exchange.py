@@ -5,8 +5,10 @@ trickles a byte every few seconds keeps either busy for as long as it likes. An
 ``Exchange`` bounds connect + send + read together instead: the sender hands it every
 socket it opens (``guard``), and the exchange shuts them down when its deadline passes
 or when the ``Stop`` it belongs to is set. ``shutdown(SHUT_RDWR)`` wakes a thread
-blocked in connect, send or recv on that socket, so the sender's call fails at once;
-the sender then asks ``check()`` why, which raises:
+blocked in connect, send or recv on that socket, so the sender's call fails at once.
+The exchange keeps a duplicate of each socket's descriptor: wrapping a socket in TLS
+(STARTTLS, implicit TLS) moves the connection to a new socket object, and the duplicate
+still reaches it. The sender then asks ``check()`` why its call failed, which raises:
 
 - ``DeliveryError`` (transient) at the deadline: the alert backs off like after any
   timeout, and is sent again later with the same message id;
@@ -20,6 +22,7 @@ message in flight, at most one per channel).
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from types import TracebackType
@@ -87,27 +90,38 @@ class Exchange:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        with self._lock:
-            self._over = True
         self._timer.cancel()
         self.stop._leave(self)
+        with self._lock:
+            self._over = True
+            for duplicate in self._sockets:
+                duplicate.close()
+            self._sockets = []
 
     def guard(self, sock: socket.socket) -> None:
-        """Shut ``sock`` down when the exchange is cut short (at once if it already is)."""
+        """Shut ``sock``'s connection down when the exchange is cut short (now, if it is)."""
+        try:
+            descriptor = os.dup(sock.fileno())
+        except OSError:
+            return  # closed already: nothing in flight on it
+        duplicate = socket.socket(fileno=descriptor)
         with self._lock:
-            if self.cut is None:
-                self._sockets.append(sock)
+            if self.cut is not None:
+                _shut(duplicate)
+            if self.cut is not None or self._over:
+                duplicate.close()
                 return
-        _shut(sock)
+            self._sockets.append(duplicate)
 
     def cut_short(self, why: str) -> None:
+        # Under the lock: a descriptor is never shut after ``__exit__`` closed it (and
+        # the number perhaps went to another socket).
         with self._lock:
             if self._over or self.cut is not None:
                 return
             self.cut = why
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            _shut(sock)
+            for duplicate in self._sockets:
+                _shut(duplicate)
 
     def check(self) -> None:
         """Raise what cutting the exchange short means, if it was; else nothing."""
@@ -118,12 +132,10 @@ class Exchange:
 
 
 def _shut(sock: socket.socket) -> None:
-    # The plain socket's shutdown, also for an SSLSocket: its own would drop its SSL
-    # state under the thread still reading from it.
     try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except (OSError, ValueError):
-        pass  # already closed, or not connected yet: nothing in flight to wake
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected (yet, or any more): nothing in flight to wake
 
 
 __all__ = ["Cancelled", "Exchange", "Stop"]

@@ -34,8 +34,9 @@ from monitor.outcomes import DeliveryFailure
 
 SECRET_PREFIX = "whsec_"
 MAX_ANSWER = 64 * 1024  # bytes of an answer read at most
-# httpcore's trace events that hand over a connection's socket (plain, then TLS).
-_CONNECTED = frozenset({"connection.connect_tcp.complete", "connection.start_tls.complete"})
+# httpcore's trace event that hands over a new connection's socket (TLS comes after,
+# on the same connection, which the exchange's guard still reaches).
+_CONNECTED = "connection.connect_tcp.complete"
 
 
 def signing_key(secret: str) -> bytes:
@@ -100,7 +101,7 @@ class WebhookSender:
         """The answer and the first ``MAX_ANSWER`` bytes of its body."""
 
         def trace(event: str, info: dict[str, Any]) -> None:
-            stream = info.get("return_value") if event in _CONNECTED else None
+            stream = info.get("return_value") if event == _CONNECTED else None
             sock = stream.get_extra_info("socket") if stream is not None else None
             if isinstance(sock, socket.socket):
                 exchange.guard(sock)
