@@ -86,7 +86,7 @@ class PollCounts:
     duplicates: int = 0
     alerts: int = 0
     fallbacks: int = 0  # new entries stored from the feed's own content
-    skipped: int = 0  # new entries with neither a usable page nor feed content
+    skipped: int = 0  # new entries with neither a usable page nor feed content, or refused by the archive
     waiting: int = 0  # new entries left for the next poll (``poll.max_new_entries``)
 
     def add(self, other: PollCounts) -> None:
@@ -388,8 +388,15 @@ class Refresher:
             tally.skipped += 1
             log.info("feed %s: %s: page %s and no text in the feed; skipped", feed.name, url, page.problem)
             return None
+        result = await self.db(self._store, candidate)
+        if result.rejected is not None:
+            # The entry's own data, refused for good: trying it again would not help, and
+            # an error would keep the feed's validators and so block the entries after it.
+            tally.skipped += 1
+            log.warning("feed %s: %s: not stored, %s; skipped", feed.name, url, result.rejected)
+            return None
         tally.fallbacks += candidate.extraction_note is not None
-        return await self.db(self._store, candidate)
+        return result
 
     async def _page(self, url: str, entry: Entry) -> _Page:
         if _is_synthetic(url):
