@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -359,7 +359,12 @@ class Settings(_Strict):
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     api_token: str | None = None
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+    ] = "INFO"
+    # "text": one line per message for people; "json": one JSON object per line, for collectors.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod

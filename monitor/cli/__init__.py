@@ -42,14 +42,11 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from monitor.cli.logs import configure_logging
             from monitor.config import load_settings
 
             self._settings = load_settings(self.config_path, os.environ)
-            logging.basicConfig(
-                level=self._settings.log_level.upper(),
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                stream=sys.stderr,
-            )
+            configure_logging(self._settings.log_level, self._settings.log_format)
             # Alembic narrates every schema check ("Context impl SQLiteImpl."); commands
             # say what matters themselves.
             logging.getLogger("alembic").setLevel(logging.WARNING)

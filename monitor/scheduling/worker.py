@@ -38,6 +38,21 @@ T = TypeVar("T")
 _Pending = tuple[RefreshOutcome, FeedSnapshot, "asyncio.Future[datetime]"]
 
 
+def _log_fields(outcome: RefreshOutcome, owner: str) -> dict[str, object]:
+    """A poll's figures as fields of its log line (``log_format: json``)."""
+    return {
+        "feed_id": outcome.feed_id,
+        "feed": outcome.feed_name,
+        "worker": owner,
+        "status": str(outcome.status),
+        "stored": outcome.stored,
+        "new_entries": outcome.new_entries,
+        "alerts": outcome.alerts,
+        "error_kind": str(outcome.error_kind) if outcome.error_kind else None,
+        "elapsed": round(outcome.elapsed, 3),
+    }
+
+
 class Worker:
     """Claims feeds, refreshes them, records their outcomes, keeps and gives back its leases."""
 
@@ -170,9 +185,9 @@ class Worker:
             next_poll_at = await self._record(outcome, feed)
         except Exception:
             # The lease expires and another poll will redo the work; nothing is lost.
-            log.exception("feed %r: cannot record the outcome", feed.name)
+            log.exception("feed %r: cannot record the outcome", feed.name, extra={"feed_id": feed.id})
             next_poll_at = None
-        log.info(describe(outcome, next_poll_at))
+        log.info(describe(outcome, next_poll_at), extra=_log_fields(outcome, self.owner))
         if report is not None:
             report.add_outcome(outcome)
         if self._on_outcome is not None:
