@@ -347,6 +347,8 @@ class ServeSettings(_Strict):
     # Failed sign-ins on the page's form allowed per client address within login_window.
     login_attempts: int = Field(5, ge=1, le=1000)
     login_window: Duration = 60.0
+    # ``monitor run`` serves the API too, in its own process (as ``monitor run --serve``).
+    with_daemon: bool = False
 
 
 class Settings(_Strict):

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -131,23 +131,45 @@ def _summary(report: CycleReport) -> str:
 
 
 @command(main, "run")
-def run(app: App) -> None:
+@click.option(
+    "--serve",
+    "with_api",
+    is_flag=True,
+    help="Serve the HTTP API too, in this process, as `monitor serve` would (serve.with_daemon).",
+)
+@click.option("--host", metavar="HOST", help="With --serve: address to listen on (default: serve.host).")
+@click.option("--port", type=click.IntRange(0, 65535), metavar="PORT", help="With --serve: port (default: serve.port).")
+def run(app: App, with_api: bool, host: str | None, port: int | None) -> None:
     """Run the daemon: poll every feed on its interval, send alerts, until SIGTERM/SIGINT.
 
     Several daemons may share one PostgreSQL database: each claims due feeds with a
     lease, so no feed is polled twice at once. With SQLite, run one daemon. SIGHUP
     re-reads the configuration file: feeds, alert channels and entities change without
-    a restart.
+    a restart (the API, with --serve, keeps the settings it started with).
+
+    With --serve (or serve.with_daemon: true) the HTTP API runs beside the daemon in
+    the same process, and SIGTERM stops both: one process for a container.
 
     \b
     Example:
       monitor run --config config/monitor.yaml
+      monitor run --serve --host 0.0.0.0 --port 8080
     """
     from monitor.scheduling.daemon import run_daemon
 
     settings, engine = app.settings, app.engine
     _quiet_http_log()
-    asyncio.run(run_daemon(settings, engine, reload=lambda: load_settings(app.config_path, os.environ)))
+
+    def daemon(stop: asyncio.Event | None = None) -> Coroutine[Any, Any, None]:
+        return run_daemon(settings, engine, reload=lambda: load_settings(app.config_path, os.environ), stop=stop)
+
+    if not (with_api or settings.serve.with_daemon):
+        asyncio.run(daemon())
+        return
+    from monitor.cli.serve import api_server, serve_beside
+
+    server, sock = api_server(app, host, port, own_signals=False)
+    asyncio.run(serve_beside(server, sock, daemon))
 
 
 # ----------------------------------------------------------------------------- feeds

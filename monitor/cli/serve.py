@@ -1,19 +1,28 @@
-"""``monitor serve``: the HTTP API and the search page, on uvicorn."""
+"""``monitor serve``: the HTTP API and the search page, on uvicorn.
+
+``monitor run --serve`` runs the same server beside the daemon, in one process and one
+event loop (``serve_beside``): the daemon owns the signals, and its stop stops both.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
 from monitor.cli import App, command, main
 from monitor.errors import MonitorError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,24 @@ def serve(app: App, host: str | None, port: int | None) -> None:
       monitor serve --host 0.0.0.0 --port 8080
       curl -s 'localhost:8080/api/articles?q=Almaty' | jq .
     """
+    server, sock = api_server(app, host, port, own_signals=True)
+    try:
+        with _sigterm_is_a_normal_stop():
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+    log.info("stopped")
+
+
+def api_server(
+    app: App, host: str | None, port: int | None, *, own_signals: bool
+) -> tuple[uvicorn.Server, socket.socket]:
+    """The API's server and its listening socket (bound now: a taken port fails here).
+
+    ``host`` and ``port`` default to ``serve.host`` and ``serve.port``. With
+    ``own_signals`` false the server leaves SIGTERM and SIGINT to whoever else handles
+    them, and stops when its ``should_exit`` is set.
+    """
     # Imported here: FastAPI and uvicorn would slow every other command's start.
     import uvicorn
 
@@ -89,9 +116,52 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     log.info("serving on http://%s:%d (stop with Ctrl-C or SIGTERM)", shown, bound_port)
+    if own_signals:
+        return uvicorn.Server(config), sock
+
+    class LeavesSignals(uvicorn.Server):
+        # uvicorn replaces the SIGTERM/SIGINT handlers while it serves, and raises the
+        # signal again when it is done; beside the daemon, the daemon handles them.
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return LeavesSignals(config), sock
+
+
+async def serve_beside(
+    server: uvicorn.Server, sock: socket.socket, daemon: Callable[[asyncio.Event], Awaitable[None]]
+) -> None:
+    """Serve the API while ``daemon(stop)`` runs; whichever ends first ends the other.
+
+    The daemon sets ``stop`` on SIGTERM/SIGINT: the server then stops taking requests
+    and lets open ones finish, while the daemon finishes its polls, both at once. A
+    server that cannot start (its app's startup failed) stops the daemon and is an error.
+    """
+    stop = asyncio.Event()
+    ended_by_itself = False
+
+    def api_ended(_task: asyncio.Task[None]) -> None:
+        nonlocal ended_by_itself
+        # The daemon sets ``stop`` before anything asks the server to exit.
+        ended_by_itself = not stop.is_set()
+        stop.set()
+
+    api = asyncio.create_task(server.serve(sockets=[sock]), name="api")
+    api.add_done_callback(api_ended)
+
+    async def stop_api() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_api(), name="api-stop")
     try:
-        with _sigterm_is_a_normal_stop():
-            uvicorn.Server(config).run(sockets=[sock])
+        await daemon(stop)
     finally:
+        server.should_exit = True
+        await asyncio.wait([api])
+        stopper.cancel()
         sock.close()
-    log.info("stopped")
+    if ended_by_itself:
+        error = None if api.cancelled() else api.exception()
+        raise MonitorError(f"the HTTP API stopped: {error or 'it did not start (the log above says why)'}")
