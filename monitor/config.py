@@ -235,6 +235,11 @@ class EmailSettings(_Channel):
     def _one_tls_mode(self) -> EmailSettings:
         if self.starttls and self.tls:
             raise ValueError("choose starttls or tls, not both")
+        if (self.username or self.password) and not (self.starttls or self.tls):
+            raise ValueError(
+                "a login (username, password) without starttls or tls would send the password "
+                "unencrypted: set starttls: true (port 587) or tls: true (port 465)"
+            )
         return self
 
     @property

@@ -291,6 +291,14 @@ def test_channel_keys_and_validation() -> None:
         ("webhooks: [{url: 'https://h.example/a', secret: 'whsec_***'}]", "base64"),
         ('email: {sender: "m@x.org\\r\\nBcc: e@vil.org", recipients: [d@x.org]}', "not an e-mail address"),
         ("email: {sender: m@x.org, recipients: []}", "at least 1"),
+        (
+            "email: {sender: m@x.org, recipients: [d@x.org], username: me, password: pw}",
+            "alerts.email: a login (username, password) without starttls or tls",
+        ),
+        (
+            "email: {sender: m@x.org, recipients: [d@x.org], password: pw}",
+            "set starttls: true",
+        ),
     ],
 )
 def test_bad_alert_config_is_one_clear_line(tmp_path: Path, yaml_alerts: str, problem: str) -> None:
