@@ -1,8 +1,14 @@
-"""Text normalisation shared by the dedup, the archive and the matching.
+"""Text normalisation shared by the dedup, the archive, the matching and the output.
 
 Two texts that differ only in Unicode form, letter case, punctuation or spacing have
 the same ``normalize`` form and therefore the same ``content_hash``: the cheap
 exact-copy test. ``tokens`` gives the words the near-duplicate detection works on.
+
+Text from the outside world carries characters two consumers refuse or obey:
+``xml_safe`` removes what lxml refuses (it raises on a control character, and a feed
+would fail on one stray ``&#1;``), and ``for_terminal`` removes what a terminal obeys
+(escape sequences in a feed's title would move the cursor, retitle the window or hide
+lines of ``monitor search``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,57 @@ import unicodedata
 # Unicode letters and digits in any script; punctuation, marks of quotation and
 # underscores separate words ("Kazakhstan’s" -> "kazakhstan", "s").
 _WORD_RE = re.compile(r"[^\W_]+")
+
+
+# Characters XML 1.0 does not allow, which lxml refuses: C0 controls but tab, line feed
+# and carriage return; lone surrogates; U+FFFE and U+FFFF.
+_NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# A numeric character reference, which an HTML parser turns into its character.
+_CHAR_REF_RE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));?")
+_CHAR_REF_BYTES_RE = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));?")
+# What a terminal acts on: ESC sequences (CSI with its parameters, OSC and the other
+# strings up to their terminator, two-character escapes), then any C0 control but tab
+# and line feed, DEL and the C1 controls (U+009B alone starts a CSI on some terminals).
+_TERMINAL_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|\x1b(?:[\]P^_X][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|[ -/]*[0-~]?)"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def _refers_to_non_xml(match: re.Match[str] | re.Match[bytes]) -> bool:
+    hexadecimal, decimal = match.group(1), match.group(2)
+    if (hexadecimal and len(hexadecimal) > 6) or (decimal and len(decimal) > 7):
+        return False  # past U+10FFFF: parsers make it U+FFFD, which XML allows
+    code = int(hexadecimal, 16) if hexadecimal else int(decimal or "0")
+    return code <= 0x10FFFF and bool(_NOT_XML_RE.match(chr(code)))
+
+
+def xml_safe(text: str, *, references: bool = True) -> str:
+    """``text`` with what lxml refuses removed: such characters and, in markup
+    (``references``), character references to them (``&#1;``).
+
+    A vertical tab or form feed becomes a space (it separates words); every other
+    such character goes.
+    """
+    if references and "&#" in text:
+        text = _CHAR_REF_RE.sub(lambda m: "" if _refers_to_non_xml(m) else m.group(0), text)
+    return _NOT_XML_RE.sub(lambda m: " " if m.group(0) in "\x0b\x0c" else "", text)
+
+
+def xml_safe_bytes(markup: bytes) -> bytes:
+    """Markup whose encoding is not known yet, with character references to what lxml
+    refuses removed (raw control bytes are left: in UTF-16 every other byte is one).
+
+    Safe in any encoding: ``&`` and ``#`` never occur inside a multi-byte character of
+    an ASCII-compatible encoding, and in any other the pattern does not match.
+    """
+    return _CHAR_REF_BYTES_RE.sub(lambda m: b"" if _refers_to_non_xml(m) else m.group(0), markup)
+
+
+def for_terminal(text: str) -> str:
+    """``text`` with escape sequences and control characters removed (tab and line feed stay)."""
+    return _TERMINAL_RE.sub("", text)
 
 
 def tokens(text: str) -> list[str]:

@@ -121,6 +121,22 @@ def test_head_metadata_without_the_metadata_pass(name: str, title: str) -> None:
     assert quick.text == full.text
 
 
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize("control", ["&#1;", "&#x1b;", "\x01", "\x0b"])
+def test_a_control_character_in_a_page_loses_neither_the_page_nor_its_words(control: str, as_bytes: bool) -> None:
+    """trafilatura gives up on a page whose tree holds a control character (lxml refuses to
+    set it as an element's text); it is dropped before the page is parsed."""
+    paragraph = "Flights resume from Almaty after a week of closure, the airport said. " * 6
+    page = (
+        f"<html><head><title>Airport{control}reopens</title></head><body><article>"
+        f"<h1>Airport reopens</h1><p>One{control}two. {paragraph}</p></article></body></html>"
+    )
+    extracted = extract_html(page.encode() if as_bytes else page, metadata=True)
+    assert extracted is not None
+    assert "Onetwo. Flights" in extracted.text or "One two. Flights" in extracted.text, extracted.text
+    assert extracted.title in ("Airport reopens", "Airportreopens")
+
+
 def test_read_file_takes_a_page_as_extract_html_does() -> None:
     path = FIXTURE_PAGES / "article-ru-windows-1251.html"
     assert read_file(path) == extract_html(path.read_bytes())

@@ -267,6 +267,43 @@ def test_html_in_titles_and_text_becomes_plain_text() -> None:
                 assert text is None or not re.search(r"<\w|&\w+;|\xa0", text), (name, text)
 
 
+CONTROL_RSS = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Desk{title}</title>'
+    "<item><title>Story{title}</title><link>https://news.example.org/story</link>"
+    "<description>{description}</description></item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "description"),
+    [
+        ("", "&lt;p&gt;One&amp;#1;two&lt;/p&gt;"),  # a reference to U+0001 in escaped HTML
+        ("", "&lt;p&gt;One&amp;#x1B;two&lt;/p&gt;"),  # to ESC, in hexadecimal
+        ("", "&lt;p&gt;One\x0btwo&lt;/p&gt;"),  # a raw vertical tab: ill-formed, still read
+        ("", "<![CDATA[<div>One\x01two<br>three</div>]]>"),
+        ("&amp;#2;", "&lt;b&gt;One&lt;/b&gt;two"),  # in titles as well
+    ],
+)
+def test_control_characters_in_html_are_dropped_not_fatal(title: str, description: str) -> None:
+    body = CONTROL_RSS.format(title=title, description=description).encode()
+    parsed = parse_feed(body, url=FEED_URL)
+    (entry,) = parsed.entries
+    assert (parsed.title, entry.title, entry.url) == ("Desk", "Story", "https://news.example.org/story")
+    assert entry.summary in ("Onetwo", "One two", "Onetwo\nthree")
+
+
+def test_control_characters_in_a_json_feed_are_dropped() -> None:
+    item = {
+        "id": "1",
+        "url": "https://news.example.org/story",
+        "title": "Story\u001b[2J",
+        "content_html": "<p>One\u0001two</p>",
+    }
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "Desk", "items": [item]}).encode()
+    (entry,) = parse_feed(body, url=FEED_URL).entries
+    assert (entry.title, entry.content) == ("Story[2J", "Onetwo")
+
+
 @pytest.mark.parametrize(
     ("name", "index", "url"),
     [

@@ -23,6 +23,7 @@ from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 from monitor.errors import InputError
+from monitor.text import xml_safe, xml_safe_bytes
 
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
 # A local file is read as the poller reads a page: at most ``poll.max_bytes`` by default.
@@ -53,7 +54,7 @@ class Extracted:
 def _clean(value: str | None, limit: int = 1000) -> str | None:
     if not value:
         return None
-    value = _SPACE_RE.sub(" ", value).strip()
+    value = _SPACE_RE.sub(" ", xml_safe(value, references=False)).strip()
     return value[:limit] or None
 
 
@@ -99,7 +100,9 @@ def _parse_date(value: str | None) -> datetime | None:
 
 def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = False) -> Extracted | None:
     """The page's main text (None when it has none) and what metadata was asked for."""
-    tree = load_html(html)
+    # A reference to a control character (``&#1;``) becomes one in the tree, and
+    # trafilatura, on setting it as an element's text, gives up on the whole page.
+    tree = load_html(xml_safe_bytes(html) if isinstance(html, bytes) else xml_safe(html))
     if tree is None:
         return None
     title = _head_title(tree)

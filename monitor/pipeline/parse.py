@@ -3,7 +3,8 @@
 feedparser only ever sees the bytes the fetcher got, wrapped in a file object: given a
 string it would fetch URLs, and given ``bytes`` it would try them as a *file name*. The
 response's content type goes along so that it resolves encodings the way HTTP says.
-HTML in titles, summaries and content becomes plain text; dates become aware UTC
+HTML in titles, summaries and content becomes plain text, without control characters
+(lxml refuses them: one in an entry would fail the feed); dates become aware UTC
 datetimes (``dates``); links are made absolute against the feed's URL. An ill-formed
 feed whose entries are still readable is accepted with a ``warning``; anything that is
 not a feed raises ``FetchError(FailureKind.NOT_A_FEED)``.
@@ -34,6 +35,7 @@ import lxml.html
 from monitor.errors import FetchError
 from monitor.outcomes import FailureKind
 from monitor.pipeline.dates import struct_to_utc, text_to_utc
+from monitor.text import xml_safe
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 # Root elements of RSS (0.9x, 1.0 as rdf:RDF, 2.0), Atom and CDF documents.
@@ -431,6 +433,8 @@ def _clean_text(text: str | None, limit: int | None = None) -> str | None:
     """Collapse runs of spaces inside lines and blank lines between paragraphs."""
     if not text:
         return None
+    # Control characters are no text, and the database or a terminal would take them badly.
+    text = xml_safe(text, references=False)
     lines = (_SPACES_RE.sub(" ", line).strip() for line in text.split("\n"))
     cleaned = _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
     if limit is not None:
@@ -444,17 +448,20 @@ def _html_to_text(value: str | None, limit: int | None = None) -> str | None:
         return None
     if "<" not in value:
         return _clean_text(html.unescape(value), limit)
+    # lxml refuses a control character, raw or as a reference (``&#1;``), in any text
+    # given to it: one in an entry would fail the whole feed.
+    value = xml_safe(value)
     try:
         root = lxml.html.fragment_fromstring(value, create_parent="div")
+        for element in list(root.iter(*_DROP_TAGS)):
+            element.drop_tree()
+        for element in root.iter():
+            if isinstance(element.tag, str) and element.tag.lower() in _BLOCK_TAGS:
+                element.tail = "\n" + (element.tail or "")
+                if element.tag.lower() != "br":
+                    element.text = "\n" + (element.text or "")
     except (lxml.etree.ParserError, ValueError):
         return _clean_text(html.unescape(re.sub(r"<[^>]*>", " ", value)), limit)
-    for element in list(root.iter(*_DROP_TAGS)):
-        element.drop_tree()
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.tag.lower() in _BLOCK_TAGS:
-            element.tail = "\n" + (element.tail or "")
-            if element.tag.lower() != "br":
-                element.text = "\n" + (element.text or "")
     return _clean_text(root.text_content(), limit)
 
 
