@@ -175,3 +175,17 @@ def ping(engine: Engine) -> bool:
         return True
     except sa.exc.SQLAlchemyError:
         return False
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away (down, unreachable, restarting), not a bug."""
+    # TimeoutError: no connection free in the pool in time.
+    outage = sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError | sa.exc.TimeoutError
+    return isinstance(exc, outage)
+
+
+def outage_reason(exc: BaseException) -> str:
+    """The driver's own first line about an outage, without SQLAlchemy's statement dump."""
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    return (lines[0] if lines else type(original).__name__)[:300]

@@ -40,6 +40,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.alerts.dispatch import MAX_PARALLEL_CHANNELS, deliver_due
 from monitor.alerts.exchange import Stop
 from monitor.config import Settings
+from monitor.scheduling.outage import OutageLog
 from monitor.scheduling.sync import sync_feeds
 from monitor.scheduling.worker import Worker
 
@@ -102,20 +103,23 @@ class Daemon:
         self._delivery_slots: asyncio.Semaphore | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._reloading: asyncio.Lock | None = None
+        self._outage = OutageLog()
 
     # ---------------------------------------------------------------------- the jobs
 
     async def poll(self) -> None:
         try:
             await self.worker.tick()
-        except Exception:
-            log.exception("cannot claim feeds")
+        except Exception as exc:
+            self._outage.failed("cannot claim feeds", exc)
+        else:
+            self._outage.succeeded()
 
     async def renew_leases(self) -> None:
         try:
             await self.worker.renew_leases()
-        except Exception:
-            log.exception("cannot renew leases")
+        except Exception as exc:
+            self._outage.failed("cannot renew leases", exc)
 
     async def deliver_alerts(self) -> None:
         self._start_deliveries()

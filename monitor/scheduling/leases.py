@@ -124,9 +124,11 @@ def renew_leases(engine: sa.Engine, *, owner: str, feed_ids: Sequence[int], leas
         return connection.execute(statement).rowcount
 
 
-def release_leases(engine: sa.Engine, *, owner: str) -> int:
-    """Give back every lease ``owner`` holds; the feeds stay due for whoever comes next."""
+def release_leases(engine: sa.Engine, *, owner: str, feed_ids: Sequence[int] | None = None) -> int:
+    """Give back the leases ``owner`` holds (all, or those of ``feed_ids``); the feeds stay due."""
     statement = _FEED.update().where(_C.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
+    if feed_ids is not None:
+        statement = statement.where(_C.id.in_(list(feed_ids)))
     with engine.begin() as connection:
         return connection.execute(statement).rowcount
 

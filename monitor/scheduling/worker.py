@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from monitor.config import Settings
+from monitor.db import is_outage, outage_reason
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.pool import CPUPool
 from monitor.pipeline.refresh import FeedSnapshot, Refresher, RefreshOutcome
@@ -83,6 +84,10 @@ class Worker:
         # Called when a poll has queued alerts (the daemon delivers them right away).
         self.on_alerts_queued: Callable[[], None] | None = None
         self._outcomes: list[_Pending] = []
+        # Feeds whose outcome could not be written (the database was away): their leases
+        # are given back as soon as it answers, so they are polled again at once rather
+        # than when the lease runs out.
+        self._unrecorded: set[int] = set()
         self._recorder: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Worker:
@@ -129,6 +134,10 @@ class Worker:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, call)
 
     async def _claim(self, limit: int, **kwargs: Any) -> list[FeedSnapshot]:
+        if self._unrecorded:
+            unrecorded = sorted(self._unrecorded - set(self._tasks))
+            await self._db(release_leases, self.engine, owner=self.owner, feed_ids=unrecorded)
+            self._unrecorded.difference_update(unrecorded)
         await self._db(reclaim_abandoned, self.engine)
         return await self._db(
             claim_feeds, self.engine, owner=self.owner, poll=self.settings.poll, limit=limit, **kwargs
@@ -183,9 +192,15 @@ class Worker:
         next_poll_at: datetime | None
         try:
             next_poll_at = await self._record(outcome, feed)
-        except Exception:
-            # The lease expires and another poll will redo the work; nothing is lost.
-            log.exception("feed %r: cannot record the outcome", feed.name, extra={"feed_id": feed.id})
+        except Exception as exc:
+            # Nothing is lost: the feed is polled again once its lease is given back (the
+            # next claim that reaches the database) and known articles are not fetched twice.
+            self._unrecorded.add(feed.id)
+            if is_outage(exc):
+                reason = outage_reason(exc)
+                log.warning("feed %r: cannot record the outcome: %s", feed.name, reason, extra={"feed_id": feed.id})
+            else:
+                log.exception("feed %r: cannot record the outcome", feed.name, extra={"feed_id": feed.id})
             next_poll_at = None
         log.info(describe(outcome, next_poll_at), extra=_log_fields(outcome, self.owner))
         if report is not None:
