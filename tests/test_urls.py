@@ -31,6 +31,9 @@ from monitor.pipeline.urls import canonical_url, is_tracking_parameter
         ("  https://example.com/a\n\t/b  ", "https://example.com/a/b"),
         ("https://example.com/a?q=x%20y&tag=a&tag=b", "https://example.com/a?q=x%20y&tag=a&tag=b"),
         ("https://example.com/a?", "https://example.com/a"),
+        ("http://ex%61mple.COM/a", "http://example.com/a"),  # an escaped host, as browsers read it
+        ("https://news.example\u3002org/a", "https://news.example.org/a"),  # an ideographic full stop
+        ("http://my_site.example.org/", "http://my_site.example.org/"),
     ],
 )  # fmt: skip
 def test_canonical_url(url: str, expected: str) -> None:
@@ -43,6 +46,23 @@ def test_canonical_url(url: str, expected: str) -> None:
      "", "   ", "https://", "http://example.com:99999/", "http://[::1/"],
 )  # fmt: skip
 def test_not_http_urls_give_none(url: str) -> None:
+    assert canonical_url(url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a b/",  # a space inside the host
+        "http://a..\u00e9/",  # an empty label
+        "http://\u3002/",  # nothing but a label separator
+        "http://\u200d.org/news",  # a label IDNA maps to nothing
+        "http://a\u2488.org/",  # "⒈" is "1." once mapped: an empty label
+        "http://a%2Fb.example/",  # an escaped slash
+        "http://exa!mple.com/",
+        f"http://{'a' * 64}.example/",  # a label longer than 63
+    ],
+)
+def test_hosts_that_are_no_host_names_give_none(url: str) -> None:
     assert canonical_url(url) is None
 
 

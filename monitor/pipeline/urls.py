@@ -2,7 +2,9 @@
 
 ``canonical_url`` lowercases scheme and host (IDNA for non-ASCII hosts), drops the
 fragment, user info, default ports and tracking parameters, and sorts what is left of
-the query by name. It stays conservative because the result is also the URL articles
+the query by name. A host that is no host name once encoded (a space in it, an empty
+label, a name IDNA cannot encode) gives None: no server answers to it, and a spelling
+kept for it would not be the same the next time round. It stays conservative because the result is also the URL articles
 are fetched from: the path is kept as sent (only percent-escapes are normalised), and
 only parameters known to be tracking are dropped.
 
@@ -30,6 +32,9 @@ _TRACKING_NAMES = frozenset([
     "cmpid", "wt.mc_id", "sr_share", "__twitter_impression", "rss_source", "spm",
 ])  # fmt: skip
 _ESCAPE_RE = re.compile(r"%[0-9a-fA-F]{2}")
+# A label of a host name as servers are named in practice: letters, digits, hyphens,
+# and the underscores some sites' sub-domains carry.
+_LABEL_RE = re.compile(r"[a-z0-9_-]{1,63}")
 # Characters left as they are in paths and queries; everything else is percent-encoded
 # (spaces, non-ASCII), so a raw "é" and "%C3%A9" come out the same.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
@@ -64,16 +69,20 @@ def canonical_url(url: str, *, base: str | None = None) -> str | None:
     return urlunsplit((scheme, netloc, path, _canonical_query(parts.query), ""))
 
 
-def _canonical_host(host: str) -> str:
+def _canonical_host(host: str) -> str | None:
+    """The host lowercased, IDNA-encoded when it is not ASCII; None when it is no host name."""
     host = host.strip().rstrip(".").lower()
     if ":" in host:
-        return f"[{host}]"  # IPv6 literal
-    if host.isascii():
-        return host
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return quote(host, safe="")
+        return f"[{host}]"  # IPv6 literal (urlsplit has checked it)
+    host = unquote(host)  # as browsers do: "ex%61mple.com" is example.com
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii").rstrip(".").lower()
+        except UnicodeError:
+            return None
+    if len(host) > 253 or not all(_LABEL_RE.fullmatch(label) for label in host.split(".")):
+        return None
+    return host
 
 
 def _canonical_query(query: str) -> str:
