@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,6 +136,33 @@ def _connect(engine: Engine) -> sa.Connection:
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseError(f"cannot connect to the database: {reason}") from None
+
+
+# The key of the PostgreSQL advisory lock ``monitor init`` holds: any fixed number.
+_INIT_LOCK = 0x6E6D_696E_6974
+
+
+@contextmanager
+def init_lock(engine: Engine) -> Iterator[None]:
+    """While held, no other ``monitor init`` migrates this database or loads its seeds.
+
+    Several monitors started at once on one PostgreSQL database (containers) each run
+    ``monitor init``: unserialised, two create the same tables and one fails. The others
+    wait here, then find the schema current and the seeds loaded. PostgreSQL's advisory
+    lock, on a connection of its own; SQLite serialises its writers itself.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with _connect(engine) as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _INIT_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            # Explicitly: the connection goes back to the pool, where the lock would stay.
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _INIT_LOCK})
+            connection.commit()
 
 
 def upgrade_schema(engine: Engine) -> None:

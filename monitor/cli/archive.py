@@ -11,7 +11,7 @@ import click
 import sqlalchemy as sa
 
 from monitor.cli import App, command, main
-from monitor.db import describe_database, schema_revision, session, upgrade_schema
+from monitor.db import describe_database, init_lock, schema_revision, session, upgrade_schema
 from monitor.errors import DatabaseError, InputError, MonitorError
 from monitor.pipeline.extract import Extracted, read_file
 from monitor.pipeline.ingest import Analysis, Archive, Candidate
@@ -52,13 +52,15 @@ def init(app: App, wait: float) -> None:
     engine = app.raw_engine()
     if wait:
         _wait_for_database(engine, wait)
-    before = schema_revision(engine)
-    upgrade_schema(engine)
-    after = schema_revision(engine)
     archive = Archive(app.settings)
-    with session(engine) as db:
-        added = load_seeds(db, app.settings.seeds_dir, archive.index)
-        db.commit()
+    # Monitors started together on one database each run this: one at a time.
+    with init_lock(engine):
+        before = schema_revision(engine)
+        upgrade_schema(engine)
+        after = schema_revision(engine)
+        with session(engine) as db:
+            added = load_seeds(db, app.settings.seeds_dir, archive.index)
+            db.commit()
     if before == after:
         schema = f"schema is current ({after})"
     else:
