@@ -6,9 +6,9 @@ exact-copy test. ``tokens`` gives the words the near-duplicate detection works o
 
 Text from the outside world carries characters two consumers refuse or obey:
 ``xml_safe`` removes what lxml refuses (it raises on a control character, and a feed
-would fail on one stray ``&#1;``), and ``for_terminal`` removes what a terminal obeys
-(escape sequences in a feed's title would move the cursor, retitle the window or hide
-lines of ``monitor search``).
+would fail on one stray ``&#1;``), ``plain_text`` that and escape sequences from what is
+stored, and ``for_terminal`` what a terminal obeys (escape sequences in a feed's title
+would move the cursor, retitle the window or hide lines of ``monitor search``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ _NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 # A numeric character reference, which an HTML parser turns into its character.
 _CHAR_REF_RE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));?")
 _CHAR_REF_BYTES_RE = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));?")
-# What a terminal acts on: ESC sequences (CSI with its parameters, OSC and the other
-# strings up to their terminator, two-character escapes), then any C0 control but tab
-# and line feed, DEL and the C1 controls (U+009B alone starts a CSI on some terminals).
-_TERMINAL_RE = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
-    r"|\x1b(?:[\]P^_X][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|[ -/]*[0-~]?)"
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
+# An ESC sequence: a CSI with its parameters, an OSC and the other strings up to their
+# terminator, a two-character escape. ESC is never text, so its sequences go whole.
+_ESC_SEQUENCE = r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]P^_X][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|[ -/]*[0-~]?)"
+_ESC_SEQUENCE_RE = re.compile(_ESC_SEQUENCE)
+# What a terminal acts on: ESC sequences, a CSI of 8 bits (U+009B) with its parameters,
+# any C0 control but tab and line feed, DEL and the C1 controls.
+_TERMINAL_RE = re.compile(_ESC_SEQUENCE + r"|\x9b[0-?]*[ -/]*[@-~]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _refers_to_non_xml(match: re.Match[str] | re.Match[bytes]) -> bool:
@@ -66,6 +65,13 @@ def xml_safe_bytes(markup: bytes) -> bytes:
     an ASCII-compatible encoding, and in any other the pattern does not match.
     """
     return _CHAR_REF_BYTES_RE.sub(lambda m: b"" if _refers_to_non_xml(m) else m.group(0), markup)
+
+
+def plain_text(text: str) -> str:
+    """Text to store: without ESC sequences (whole, not their bare ESC) nor what XML
+    refuses. C1 characters stay, whatever they stand for: ``for_terminal`` removes them
+    where it matters."""
+    return xml_safe(_ESC_SEQUENCE_RE.sub("", text) if "\x1b" in text else text, references=False)
 
 
 def for_terminal(text: str) -> str:

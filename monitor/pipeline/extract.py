@@ -23,7 +23,7 @@ from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 from monitor.errors import InputError
-from monitor.text import xml_safe, xml_safe_bytes
+from monitor.text import plain_text, xml_safe, xml_safe_bytes
 
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
 # A local file is read as the poller reads a page: at most ``poll.max_bytes`` by default.
@@ -54,7 +54,7 @@ class Extracted:
 def _clean(value: str | None, limit: int = 1000) -> str | None:
     if not value:
         return None
-    value = _SPACE_RE.sub(" ", xml_safe(value, references=False)).strip()
+    value = _SPACE_RE.sub(" ", plain_text(value)).strip()
     return value[:limit] or None
 
 

@@ -35,7 +35,7 @@ import lxml.html
 from monitor.errors import FetchError
 from monitor.outcomes import FailureKind
 from monitor.pipeline.dates import struct_to_utc, text_to_utc
-from monitor.text import xml_safe
+from monitor.text import plain_text, xml_safe
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 # Root elements of RSS (0.9x, 1.0 as rdf:RDF, 2.0), Atom and CDF documents.
@@ -433,8 +433,8 @@ def _clean_text(text: str | None, limit: int | None = None) -> str | None:
     """Collapse runs of spaces inside lines and blank lines between paragraphs."""
     if not text:
         return None
-    # Control characters are no text, and the database or a terminal would take them badly.
-    text = xml_safe(text, references=False)
+    # Control characters and escape sequences are no text, and would reach terminals.
+    text = plain_text(text)
     lines = (_SPACES_RE.sub(" ", line).strip() for line in text.split("\n"))
     cleaned = _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
     if limit is not None:
