@@ -13,6 +13,10 @@ turns any of them into one line on stderr and a non-zero exit, never a traceback
 
 Third-party exceptions (httpx, SQLAlchemy, pydantic, feedparser) are translated into
 these at the boundary where they are raised, so callers only handle this tree.
+
+The messages of fetch and delivery failures are stored, listed and logged: any URL in
+one is redacted when the error is made (``monitor.redact``), so a feed's password or a
+webhook's token never reaches the database, the API or a terminal through them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.outcomes import DeliveryFailure, FailureKind
+from monitor.redact import redact_text
 
 
 class MonitorError(Exception):
@@ -67,6 +72,7 @@ class FetchError(MonitorError):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = redact_text(message)
         super().__init__(message)
         self.kind = FailureKind(kind)
         self.message = message
@@ -93,6 +99,6 @@ class DeliveryError(MonitorError):
     """An alert channel did not take a message; ``kind`` says whether to try again."""
 
     def __init__(self, kind: DeliveryFailure | str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.kind = DeliveryFailure(kind)
         self.retry_after = retry_after

@@ -4,6 +4,9 @@ Everything comes from the feed's own row (status, last success, current error, n
 poll, the running count of articles its polls stored), so listing a thousand feeds is
 one query whatever the size of the archive. Feeds written in the configuration but not
 synced yet (no daemon or poll has run since) show as ``new``.
+
+A feed's URL and error are shown redacted (``monitor.redact``): ``/api/feeds`` is open
+when no token is set, and a feed's URL may carry its password or an access token.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlmodel import Session, col, select
 from monitor.config import Settings
 from monitor.models import Feed, UTCTimestamp
 from monitor.outcomes import FeedStatus
+from monitor.redact import redact_text, redact_url
 from monitor.times import utcnow
 
 
@@ -57,11 +61,12 @@ def feed_health(
     query = select(Feed).order_by(col(Feed.name))
     if not include_inactive:
         query = query.where(col(Feed.active).is_(True))
-    feeds = [_health(row, now) for row in session.exec(query).all()]
+    rows = session.exec(query).all()
+    feeds = [_health(row, now) for row in rows]
     if settings is not None:
-        known = {f.name for f in feeds} | {f.url for f in feeds}
+        known = {row.name for row in rows} | {row.url for row in rows}
         feeds.extend(
-            FeedHealth(name=c.name, url=c.url, active=True, status=FeedStatus.NEW.value)
+            FeedHealth(name=c.name, url=redact_url(c.url), active=True, status=FeedStatus.NEW.value)
             for c in settings.feeds
             if c.name not in known and c.url not in known
         )
@@ -72,14 +77,14 @@ def _health(feed: Feed, now: datetime) -> FeedHealth:
     leased = feed.lease_expires_at is not None and feed.lease_expires_at > now
     return FeedHealth(
         name=feed.name,
-        url=feed.url,
+        url=redact_url(feed.url),
         active=feed.active,
         status=feed.status,
         last_polled_at=feed.last_polled_at,
         last_success_at=feed.last_success_at,
         error_count=feed.error_count,
         error_kind=feed.error_kind,
-        error_message=feed.error_message,
+        error_message=redact_text(feed.error_message) if feed.error_message else None,
         next_poll_at=feed.next_poll_at if feed.active else None,
         articles_stored=feed.articles_stored,
         entries_seen=feed.entries_seen,

@@ -1,6 +1,6 @@
 """The package's layers: a module imports only from its own layer or the ones below.
 
-outcomes, times, text              vocabulary
+outcomes, times, text, redact      vocabulary
 errors, headers                    errors and HTTP hints
 config, db, models                 settings and storage
 query, search, health, alerts      reading the archive; the alert outbox and senders
@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
 LAYERS = [
-    {"outcomes", "times", "text"},
+    {"outcomes", "times", "text", "redact"},
     {"errors", "headers"},
     {"config", "db", "models"},
     {"query", "search", "health", "alerts"},

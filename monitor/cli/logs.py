@@ -9,6 +9,9 @@ containers sort and compare whatever their time zone.
 
 In JSON, whatever a log call passes as ``extra=`` (a feed's id, an article's) is a
 field of its own, so collectors can filter on it without parsing the message.
+
+Every URL in a line is redacted (``monitor.redact``): a feed's password or a webhook's
+token never reaches a log, whoever logged it (the monitor, httpx, uvicorn).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import logging
 import sys
 import time
 from typing import Any
+
+from monitor.redact import RedactingFilter
+from monitor.text import for_terminal
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -36,6 +42,10 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    def format(self, record: logging.LogRecord) -> str:
+        # A feed's name or a server's error page may hold escape sequences: shown, not obeyed.
+        return for_terminal(super().format(record))
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return utc_iso(record.created)
 
@@ -52,7 +62,8 @@ class JSONFormatter(logging.Formatter):
         }
         entry.update((k, v) for k, v in vars(record).items() if k not in _NOT_FIELDS and not k.startswith("_"))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # ``exc_text`` when set: the traceback as ``RedactingFilter`` left it.
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:
@@ -69,6 +80,7 @@ def configure_logging(level: str, fmt: str) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())
 
