@@ -273,17 +273,26 @@ class WebhookSettings(_Channel):
 
     @property
     def key(self) -> str:
-        """``webhook:<name>``, else ``webhook:<url>`` without credentials or query."""
-        if self.name:
-            return f"webhook:{self.name}"
-        parts = urlsplit(self.url)
-        shown = f"{parts.scheme}://{parts.hostname or ''}"
-        if parts.port:
-            shown += f":{parts.port}"
-        key = f"webhook:{shown}{parts.path}"
-        if len(key) > 300:
-            key = "webhook:" + hashlib.sha256(self.url.encode()).hexdigest()
-        return key
+        """``webhook:<name>``, else ``webhook:<host>-<hash>`` (``unnamed_webhook_key``)."""
+        return f"webhook:{self.name}" if self.name else unnamed_webhook_key(self.url)
+
+
+def unnamed_webhook_key(url: str) -> str:
+    """The key of a webhook without a name: its host (and port), and a short hash of its
+    URL without credentials and query, which tells two endpoints of one host apart.
+
+    Never the path itself: a hook's path is often its token (Slack, Discord, Teams), and
+    keys are stored, listed and logged. Migration 0005 moved the alerts of the keys that
+    held the path (``webhook:https://host/path``) to these, from the same URL parts.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: the delivery reports it
+        port = None
+    shown = f"{parts.scheme}://{parts.hostname or ''}{f':{port}' if port else ''}{parts.path}"
+    digest = hashlib.sha256(shown.encode("utf-8")).hexdigest()[:8]
+    return f"webhook:{parts.hostname or ''}{f':{port}' if port else ''}-{digest}"
 
 
 def _mail_address(value: str) -> str:
@@ -380,7 +389,20 @@ class Settings(_Strict):
             # Use psycopg 3, the driver we ship, for a bare postgresql:// URL.
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         if not url.startswith(("sqlite:", "postgresql+psycopg:")):
-            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://HOST/DB")
+        # Checked here, where the key can be named, rather than by the engine, whose
+        # error is a traceback; imported here, as ``monitor --help`` needs none of it.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            port = make_url(url).port
+        except ArgumentError:
+            raise ValueError("not a database URL: use sqlite:///PATH or postgresql+psycopg://HOST/DB") from None
+        except ValueError:  # the URL is not repeated: it may hold a password
+            raise ValueError("the port is not a number") from None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"the port {port} is not from 1 to 65535")
         return url
 
     @model_validator(mode="after")
@@ -481,11 +503,17 @@ def _env_value(raw: str) -> Any:
         try:
             return _yaml(raw)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse {raw!r} as YAML: {exc}") from None
+            # Only the problem and its place: PyYAML's own message quotes the value,
+            # and a variable's value is often a secret (a webhook's URL, a password).
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"not valid YAML flow ({problem}{where}); its value is not shown") from None
     return raw
 
 
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with every ``MONITOR_*`` variable's value set at its key path."""
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name in ENV_NOT_KEYS:
             continue
@@ -507,14 +535,36 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[s
     return data
 
 
-def _describe(error: ValidationError) -> str:
+def _env_keys(env: Mapping[str, str]) -> list[tuple[str, ...]]:
+    """The key paths the ``MONITOR_*`` variables set."""
+    return [
+        tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        for name in env
+        if name.startswith(ENV_PREFIX) and name not in ENV_NOT_KEYS
+    ]
+
+
+def _describe(error: ValidationError, hidden: list[tuple[str, ...]]) -> str:
+    """The first problem, one line; a value under a key path of ``hidden`` is not quoted."""
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
     message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    if isinstance(value, str) and value and any(tuple(map(str, first["loc"]))[: len(k)] == k for k in hidden):
+        # Set by a variable: the value may be a secret, and the key says where it is.
+        message = message.replace(repr(value), "the value").replace(value, "the value")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     extra = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
     return f"{where}: {message}{extra}"
+
+
+def _bad_byte(error: UnicodeDecodeError) -> str:
+    """Where the text stops being UTF-8: the byte, its line and its column."""
+    before = error.object[: error.start]
+    line = before.count(b"\n") + 1
+    column = error.start - (before.rfind(b"\n") + 1) + 1
+    return f"byte {error.object[error.start]:#04x} at line {line}, column {column}"
 
 
 def resolve_config_path(cli_path: str | Path | None, env: Mapping[str, str]) -> Path:
@@ -545,6 +595,8 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
             raise ConfigError(f"config: {config_path}{where}: invalid YAML: {problem}") from None
         except OSError as exc:
             raise ConfigError(f"config: cannot read {config_path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config: {config_path}: not UTF-8 text ({_bad_byte(exc)})") from None
     elif explicit:
         raise ConfigError(f"config: {config_path}: no such file")
     if not isinstance(data, dict):
@@ -555,4 +607,4 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"config: {_describe(exc)}") from None
+        raise ConfigError(f"config: {_describe(exc, _env_keys(env))}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from monitor.alerts.email import EmailSender, render
 from monitor.alerts.exchange import Cancelled, Stop
 from monitor.alerts.payloads import sample_message
 from monitor.alerts.webhook import WebhookSender, signature, signing_key
-from monitor.config import EmailSettings, Settings, WebhookSettings, load_settings
+from monitor.config import EmailSettings, Settings, WebhookSettings, load_settings, unnamed_webhook_key
 from monitor.errors import ConfigError
 from tests.support.servers import (
     HTTPServer,
@@ -278,7 +279,20 @@ def test_channel_keys_and_validation() -> None:
             }
         }
     ).alerts
-    assert [c.key for c in alerts.channels] == ["email", "webhook:https://hooks.example/in", "webhook:ops"]
+    keys = [c.key for c in alerts.channels]
+    assert keys == ["email", unnamed_webhook_key("https://hooks.example/in"), "webhook:ops"]
+    # Without a name: the host and a hash, never the path, the query or the credentials.
+    assert re.fullmatch(r"webhook:hooks\.example-[0-9a-f]{8}", keys[1])
+
+
+def test_an_unnamed_webhooks_key_holds_no_part_of_its_token() -> None:
+    slack = "https://hooks.slack.com/services/T0AAAA/B0BBBB/AbCdEfGhIjKlMnOpQrStUvWx"
+    discord = "https://discord.com/api/webhooks/123456789012345678/AbCdEf-gh_IJklmnop1234567890"
+    hooks = [{"url": slack, "secret": "s"}, {"url": discord, "secret": "s"}, {"url": slack + "2", "secret": "s"}]
+    keys = [c.key for c in Settings.model_validate({"alerts": {"webhooks": hooks}}).alerts.channels]
+    assert keys[0].startswith("webhook:hooks.slack.com-") and keys[1].startswith("webhook:discord.com-")
+    assert len(set(keys)) == 3  # two hooks of one host are two channels
+    assert not any(part in key for key in keys for part in ("T0AAAA", "AbCd", "services", "123456789"))
 
 
 @pytest.mark.parametrize(

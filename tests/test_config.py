@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,6 +122,66 @@ def test_bad_config_is_one_clear_line(
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
+
+
+HOOK_TOKEN = "AbCdEfGhIjKlMnOpQrStUvWx"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # Malformed YAML flow: PyYAML's own message would quote the value over eight lines.
+        (
+            {"MONITOR_ALERTS__WEBHOOKS": f"[{{url: https://hooks.slack.com/services/T0/B0/{HOOK_TOKEN}, secret: s"},
+            "MONITOR_ALERTS__WEBHOOKS: not valid YAML flow (did not find expected ',' or '}'",
+        ),
+        # Well-formed, refused by a validator that quotes what it refuses.
+        (
+            {"MONITOR_ALERTS__WEBHOOKS": f"[{{url: hooks.slack.com/services/T0/B0/{HOOK_TOKEN}, secret: s}}]"},
+            "alerts.webhooks.0.url: the value is not an http(s) URL",
+        ),
+        ({"MONITOR_POLL__TIMEOUT": HOOK_TOKEN}, "poll.timeout: the value is not a duration"),
+        ({"MONITOR_API_TOKEN": "[" + HOOK_TOKEN}, "MONITOR_API_TOKEN: not valid YAML flow"),
+    ],
+)
+def test_an_override_error_names_the_variable_never_its_value(
+    config_file: Callable[..., Path], env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file("{}"), env)
+    message = str(caught.value)
+    assert expected in message and HOOK_TOKEN not in message and "\n" not in message
+
+
+def test_a_file_value_is_still_quoted_in_its_error(config_file: Callable[..., Path]) -> None:
+    path = config_file("poll: {timeout: forever}\n")
+    with pytest.raises(ConfigError, match="'forever' is not a duration"):
+        load_settings(path, {"MONITOR_POLL__CONCURRENCY": "3"})
+
+
+def test_a_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_bytes("feeds:\n  - {name: caf\u00e9, url: 'https://a.example/'}\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    assert str(caught.value) == f"config: {path}: not UTF-8 text (byte 0xe9 at line 2, column 15)"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql+psycopg://u:pw@h:abc/db", "database_url: the port is not a number"),
+        ("postgresql://u:pw@h:/db", "database_url: the port is not a number"),
+        ("postgresql+psycopg://u:pw@h:70000/db", "database_url: the port 70000 is not from 1 to 65535"),
+        ("postgresql+psycopg:garbage", "database_url: not a database URL"),
+    ],
+)
+def test_a_malformed_database_url_is_one_clear_line_without_its_password(
+    config_file: Callable[..., Path], url: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file(json.dumps({"database_url": url})), {})
+    assert problem in str(caught.value) and "pw" not in str(caught.value)
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
