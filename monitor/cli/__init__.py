@@ -4,6 +4,11 @@ Each area of the product adds its commands from its own module (``archive``,
 ``search``, ``feeds``, ``alerts``, ``serve``). Every command takes ``--config``; any
 ``MonitorError`` becomes one line on stderr and a non-zero exit, never a traceback.
 
+What a command prints for people goes through ``echo``, which removes terminal controls
+(``monitor.text.for_terminal``): titles, names and errors come from feeds, pages and
+servers, and an escape sequence in one would act on the terminal instead of showing.
+JSON output is printed as it is: JSON escapes control characters itself.
+
 A command's module is imported only when that command runs (``COMMANDS`` says where
 each one is and what ``monitor --help`` says of it), and heavy libraries only where
 they are used, so that ``monitor --help`` starts at once and ``monitor search`` does
@@ -23,7 +28,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
-from monitor.errors import DatabaseError, MonitorError
+from monitor.errors import MonitorError
+from monitor.redact import redact_text
+from monitor.text import for_terminal
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -52,6 +59,10 @@ class App:
             logging.getLogger("alembic").setLevel(logging.WARNING)
             # APScheduler logs each run of each job; the daemon logs each poll itself.
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
+            # httpx logs every request at INFO with its whole URL ("HTTP Request: POST
+            # https://hooks.example/…"): a line per request, and a webhook's token in it.
+            if self._settings.log_level != "DEBUG":
+                logging.getLogger("httpx").setLevel(logging.WARNING)
         return self._settings
 
     @property
@@ -76,6 +87,11 @@ class App:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print a line of a command's human output, with terminal controls removed."""
+    click.echo(for_terminal(text), err=err)
 
 
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -208,7 +224,7 @@ class MonitorGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            click.echo(f"monitor: error: {exc}", err=True)
+            echo(f"monitor: error: {redact_text(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("monitor: interrupted", err=True)
@@ -223,7 +239,7 @@ class MonitorGroup(LazyGroup):
             if not isinstance(exc, sa.exc.OperationalError):
                 raise
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            click.echo(f"monitor: error: {DatabaseError(f'database error: {reason}')}", err=True)
+            echo(f"monitor: error: {redact_text(f'database error: {reason}')}", err=True)
             sys.exit(1)
 
 

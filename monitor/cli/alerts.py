@@ -18,10 +18,15 @@ from monitor.alerts.outbox import (
     list_alerts,
     requeue_failed,
 )
-from monitor.cli import App, app_for, command, config_option, main
+from monitor.cli import App, app_for, command, config_option, echo, main
 from monitor.db import session
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, InputError
+from monitor.redact import redact_text
 from monitor.times import iso
+
+# The largest id an alert can have (its column is an INTEGER: 32 bits on PostgreSQL);
+# a larger number names no alert, and in a query it is an error of the database.
+MAX_INTEGER = 2**31 - 1
 
 
 @main.group("alerts", invoke_without_command=True)
@@ -34,7 +39,7 @@ from monitor.times import iso
     help="Only alerts with this status.",
 )
 @click.option("--channel", help="Only this channel (e.g. email, webhook:ops).")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="How many alerts to list (from 1).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: channels and alerts.")
 @click.pass_context
 def alerts(ctx: click.Context, status: str, channel: str | None, limit: int, as_json: bool) -> None:
@@ -51,6 +56,9 @@ def alerts(ctx: click.Context, status: str, channel: str | None, limit: int, as_
     if ctx.invoked_subcommand is not None:
         return
     app = app_for(ctx)
+    if limit < 1:
+        raise InputError(f"--limit {limit}: list at least 1 alert")
+    limit = min(limit, MAX_INTEGER)  # more than there can be alerts: all of them
     statuses = STATUSES if status == "all" else (status,)
     with session(app.engine) as db:
         views = list_alerts(db, statuses=statuses, channel=channel, limit=limit)
@@ -58,9 +66,8 @@ def alerts(ctx: click.Context, status: str, channel: str | None, limit: int, as_
     if channel:
         channels = [c for c in channels if c["key"] == channel]
     if as_json:
-        click.echo(
-            json.dumps({"channels": channels, "alerts": [v.as_dict() for v in views]}, ensure_ascii=False, indent=2)
-        )
+        listed = [_redacted(v.as_dict()) for v in views]
+        click.echo(json.dumps({"channels": channels, "alerts": listed}, ensure_ascii=False, indent=2))
         return
     _print_channels(channels)
     _print_alerts(views)
@@ -87,14 +94,23 @@ def _channels(app: App, db: Any) -> list[dict[str, Any]]:
                 **{s: counts.get((key, s), 0) for s in STATUSES},
             }
         )
-    return rows
+    return [_redacted(row) for row in rows]
+
+
+def _redacted(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with the URLs of its errors redacted: errors recorded before errors were
+    redacted when made may still hold a webhook's token."""
+    for name in ("last_error", "disabled_reason"):
+        if row.get(name):
+            row[name] = redact_text(row[name])
+    return row
 
 
 def _print_channels(channels: list[dict[str, Any]]) -> None:
     if not channels:
-        click.echo("no alert channels configured (alerts.email, alerts.webhooks)")
+        echo("no alert channels configured (alerts.email, alerts.webhooks)")
         return
-    click.echo("Channels:")
+    echo("Channels:")
     for row in channels:
         counts = ", ".join(f"{row[s]} {s}" for s in STATUSES)
         if row["disabled_at"]:
@@ -104,14 +120,14 @@ def _print_channels(channels: list[dict[str, Any]]) -> None:
             state = "not in the configuration any more"
         else:
             state = f"last sent {row['last_sent_at']}" if row["last_sent_at"] else "nothing sent yet"
-        click.echo(f"  {row['key']}: {counts}; {state}")
+        echo(f"  {row['key']}: {counts}; {state}")
 
 
 def _print_alerts(views: list[AlertView]) -> None:
     if not views:
-        click.echo("no alerts")
+        echo("no alerts")
         return
-    click.echo("Alerts (newest first):")
+    echo("Alerts (newest first):")
     for v in views:
         when = {
             "pending": f"due {iso(v.next_attempt_at)}",
@@ -119,12 +135,12 @@ def _print_alerts(views: list[AlertView]) -> None:
             "failed": "failed",
         }.get(v.status, v.status)
         title = " ".join((v.title or v.url).split())[:80]
-        click.echo(
+        echo(
             f"  #{v.id} {v.status:<7} {v.channel} article {v.article_id} "
             f"[{', '.join(v.entities)}] {when}, {v.attempts} attempt(s): {title}"
         )
         if v.last_error and v.status != "sent":
-            click.echo(f"      last error: {v.last_error}")
+            echo(f"      last error: {redact_text(v.last_error)}")
 
 
 @command(alerts, "retry")
@@ -140,13 +156,16 @@ def retry(app: App, channel: str | None, alert_ids: tuple[int, ...]) -> None:
     Example:
       monitor alerts retry --channel webhook:ops
     """
+    for alert_id in alert_ids:
+        if not 1 <= alert_id <= MAX_INTEGER:
+            raise InputError(f"--id {alert_id}: no alert has this id (ids are whole numbers from 1 to {MAX_INTEGER})")
     with session(app.engine) as db:
         count = requeue_failed(db, channel=channel, alert_ids=alert_ids)
         enabled = [] if alert_ids else enable_channels(db, channel=channel)
         db.commit()
-    click.echo(f"re-queued {count} failed alert(s)")
+    echo(f"re-queued {count} failed alert(s)")
     for key in enabled:
-        click.echo(f"re-enabled {key}")
+        echo(f"re-enabled {key}")
 
 
 @command(alerts, "test")
@@ -165,7 +184,7 @@ def test(app: App, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         else:
-            click.echo(f"{result.channel}: {'ok' if result.ok else 'FAILED'}: {result.detail}")
+            echo(f"{result.channel}: {'ok' if result.ok else 'FAILED'}: {result.detail}")
     if not all(r.ok for r in results):
         sys.exit(1)
 
@@ -183,6 +202,6 @@ def deliver(app: App, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
         return
-    click.echo(report.summary())
+    echo(report.summary())
     for error in report.errors:
-        click.echo(f"  {error}")
+        echo(f"  {error}")

@@ -10,12 +10,13 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from monitor.cli import App, command, main
+from monitor.cli import App, command, echo, main
 from monitor.db import describe_database, init_lock, schema_revision, session, upgrade_schema
 from monitor.errors import DatabaseError, InputError, MonitorError
 from monitor.pipeline.extract import Extracted, read_file
 from monitor.pipeline.ingest import Analysis, Archive, Candidate
 from monitor.seeds import load_seeds
+from monitor.text import for_terminal
 
 
 def _wait_for_database(engine: sa.Engine, seconds: float) -> None:
@@ -109,7 +110,7 @@ def _analysis_json(path: Path, extracted: Extracted, analysis: Analysis) -> dict
 def _report_failure(path: Path, exc: MonitorError, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"path": str(path), "error": str(exc)}, ensure_ascii=False))
-    click.echo(f"monitor: error: {exc}", err=True)
+    echo(f"monitor: error: {exc}", err=True)
 
 
 @command(main, "analyze")
@@ -143,14 +144,14 @@ def analyze(app: App, paths: tuple[str, ...], as_json: bool) -> None:
 
 
 def _print_analysis(result: dict[str, Any]) -> None:
-    click.secho(result["path"], bold=True)
-    click.echo(f"  title:      {result['title'] or '-'}")
+    click.secho(for_terminal(result["path"]), bold=True)
+    echo(f"  title:      {result['title'] or '-'}")
     if result["duplicate_of"]:
-        click.echo(f"  duplicate:  of {result['duplicate_of']} (similarity {result['similarity']:.2f})")
+        echo(f"  duplicate:  of {result['duplicate_of']} (similarity {result['similarity']:.2f})")
     else:
-        click.echo("  duplicate:  no, the text is new")
+        echo("  duplicate:  no, the text is new")
     entities = sorted({m["entity"] for m in result["mentions"]})
-    click.echo(f"  mentions:   {len(result['mentions'])} ({', '.join(entities) or 'none'})")
+    echo(f"  mentions:   {len(result['mentions'])} ({', '.join(entities) or 'none'})")
 
 
 @command(main, "import")
@@ -207,7 +208,7 @@ def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
                 }
                 click.echo(json.dumps(line, ensure_ascii=False))
     if not as_json:
-        click.echo(
+        echo(
             f"{counts['stored']} new, {counts['duplicates']} duplicate(s), "
             f"{counts['already']} already stored, {counts['failed']} failed"
         )

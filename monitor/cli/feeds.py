@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ import click
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 
-from monitor.cli import App, command, main
+from monitor.cli import App, command, echo, main
 from monitor.config import Settings, load_settings
 from monitor.db import describe_database, session
 from monitor.models import Feed
@@ -28,12 +27,6 @@ if TYPE_CHECKING:
     from monitor.scheduling.report import CycleReport
 
 # ------------------------------------------------------------------------------ poll
-
-
-def _quiet_http_log() -> None:
-    # One line per feed is logged by the worker; httpx would add one per request.
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @command(main, "poll")
@@ -55,7 +48,6 @@ def poll(app: App, as_json: bool, due: bool) -> None:
     from monitor.scheduling.sync import sync_feeds
 
     settings, engine = app.settings, app.engine
-    _quiet_http_log()
     sync_feeds(engine, settings.feeds)
     report = asyncio.run(_poll(settings, engine, due_only=due, progress=not as_json or sys.stderr.isatty()))
     delivery = deliver_due(engine, settings)
@@ -63,9 +55,9 @@ def poll(app: App, as_json: bool, due: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict() | {"delivery": delivery.as_dict()}, ensure_ascii=False))
     else:
-        click.echo(_summary(report))
+        echo(_summary(report))
         if delivery.errors:
-            click.echo(delivery.summary())
+            echo(delivery.summary())
 
 
 async def _poll(settings: Settings, engine: sa.Engine, *, due_only: bool, progress: bool) -> CycleReport:
@@ -158,7 +150,6 @@ def run(app: App, with_api: bool, host: str | None, port: int | None) -> None:
     from monitor.scheduling.daemon import run_daemon
 
     settings, engine = app.settings, app.engine
-    _quiet_http_log()
 
     def daemon(stop: asyncio.Event | None = None) -> Coroutine[Any, Any, None]:
         return run_daemon(settings, engine, reload=lambda: load_settings(app.config_path, os.environ), stop=stop)
@@ -207,26 +198,24 @@ def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
     if as_json:
         click.echo(json.dumps(health, ensure_ascii=False))
         return
-    click.echo(f"database: {describe_database(app.settings.database_url)}")
+    echo(f"database: {describe_database(app.settings.database_url)}")
     if not health:
-        click.echo("no feeds: add some under `feeds:` in the configuration")
+        echo("no feeds: add some under `feeds:` in the configuration")
         return
     now = utcnow()
     width = min(max(len(f["name"]) for f in health), 40)
-    click.echo(
-        f"{'FEED':<{width}}  {'STATUS':<8} {'LAST SUCCESS':<13} {'ERRORS':>6}  {'NEXT POLL':<10} {'ARTICLES':>8}"
-    )
+    echo(f"{'FEED':<{width}}  {'STATUS':<8} {'LAST SUCCESS':<13} {'ERRORS':>6}  {'NEXT POLL':<10} {'ARTICLES':>8}")
     for f in health:
         status = f["status"] if f["active"] else "inactive"
         next_poll = _ago(f.get("next_poll_at"), now) if f.get("next_poll_at") else "-"
-        click.echo(
+        echo(
             f"{f['name'][:width]:<{width}}  {status:<8} {_ago(f.get('last_success_at'), now):<13} "
             f"{f['error_count']:>6}  {next_poll:<10} {f['articles_stored']:>8}"
         )
         if f.get("error_kind"):
-            click.echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")
+            echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")
         if f.get("entries_waiting"):
-            click.echo(f"{'':<{width}}  └ {f['entries_waiting']} new entries waiting for the next poll")
+            echo(f"{'':<{width}}  └ {f['entries_waiting']} new entries waiting for the next poll")
 
 
 main.add_command(feeds, "status")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from monitor.cli import App, command, main
+from monitor.cli import App, command, echo, main
 from monitor.db import session
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
@@ -114,7 +114,7 @@ def _limit_option(value: str) -> int:
 
 def _print_list(items: list[ArticleSummary], *, more: bool) -> None:
     if not items:
-        click.echo("no matching articles")
+        echo("no matching articles")
         return
     for item in items:
         moment = item.published_at or item.fetched_at
@@ -123,11 +123,11 @@ def _print_list(items: list[ArticleSummary], *, more: bool) -> None:
             facts.append(", ".join(item.entities))
         if item.duplicate_of:
             facts.append(f"duplicate of {item.duplicate_of}")
-        click.echo(f"#{item.id}  " + "  ·  ".join(facts))
-        click.echo(f"  {item.title or '(no title)'}")
+        echo(f"#{item.id}  " + "  ·  ".join(facts))
+        echo(f"  {item.title or '(no title)'}")
         if item.snippet:
-            click.echo(f"  {item.snippet}")
-        click.echo(f"  {item.url}")
-        click.echo()
+            echo(f"  {item.snippet}")
+        echo(f"  {item.url}")
+        echo()
     shown = f"{len(items)} article{'s' if len(items) != 1 else ''}"
-    click.echo(f"{shown}; more match (raise --limit or narrow the search)" if more else shown)
+    echo(f"{shown}; more match (raise --limit or narrow the search)" if more else shown)

@@ -7,6 +7,7 @@ event loop (``serve_beside``): the daemon owns the signals, and its stop stops b
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -39,6 +40,16 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
         raise MonitorError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def loopback_only(host: str) -> bool:
+    """Whether every address ``host`` stands for is a loopback one, reachable from this
+    machine alone (``0.0.0.0``, ``::`` and an empty host are every address)."""
+    try:
+        addresses = socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False  # ``listen`` reports it
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in addresses)
 
 
 @contextmanager
@@ -104,6 +115,12 @@ def api_server(
     settings = app.settings
     host = host or settings.serve.host
     port = settings.serve.port if port is None else port
+    if settings.api_token is None and not loopback_only(host):
+        log.warning(
+            "NO API TOKEN: listening on %s lets anyone who reaches it read the archive, the feeds and their "
+            "errors; set api_token (MONITOR_API_TOKEN) or listen on 127.0.0.1",
+            host or "every address",
+        )
     api = create_app(settings, app.engine)
     sock = listen(host, port)
     config = uvicorn.Config(
