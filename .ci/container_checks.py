@@ -14,7 +14,8 @@ loopback as 10.0.2.2, and publishes its API on 127.0.0.1 only.
    and it goes on polling.
 3. README.md's backup of the SQLite volume, restored into a new volume.
 4. A configuration error: one line, a non-zero exit.
-5. compose.postgres.yaml (podman-compose): three monitors on one PostgreSQL database
+5. compose.yaml (podman-compose): healthy, polling, its restart policy and volume.
+6. compose.postgres.yaml (podman-compose): three monitors on one PostgreSQL database
    share 60 feeds; every feed fetched once, every article stored once.
 
 Ends on one line "container: N passed, M failed"; the exit code is 1 when M > 0.
@@ -309,6 +310,50 @@ def config_error(image: str) -> None:
     remove(name)
 
 
+def compose(project: str, files: list[str], env: dict[str, str], *args: str, timeout: float = 300) -> None:
+    command = [PODMAN_COMPOSE, "-p", project]
+    for name in files:
+        command += ["-f", str(ROOT / name)]
+    result = subprocess.run(
+        [*command, *args], check=False, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"podman-compose {' '.join(args)}: exit {result.returncode}: {result.stderr[-2000:]}")
+
+
+def project_containers(project: str) -> list[str]:
+    return podman(
+        "ps", "--filter", f"label=io.podman.compose.project={project}", "--format", "{{.Names}}"
+    ).stdout.split()
+
+
+def compose_single(image: str, server: HTTPServer) -> None:
+    project, files = f"{PREFIX}single-compose", ["compose.yaml", ".ci/compose.single.ci.yaml"]
+    feed, urls = site(server, "solo", 3, HOST_LOOPBACK)
+    port = free_port()
+    env = {"MONITOR_IMAGE": image, "MONITOR_PORT": f"127.0.0.1:{port}", "MONITOR_FEEDS": feeds_env({"Solo": feed})}
+    names: list[str] = []
+    try:
+        compose(project, files, env, "up", "-d")
+        names = project_containers(project)
+        record("one container up", len(names) == 1, ", ".join(names))
+        record("it becomes healthy (compose's health check)", wait_until(lambda: healthy(names[0]), 120) is not None)
+        base = f"http://127.0.0.1:{port}"
+        record("/healthz answers through the published port", http.get(f"{base}/healthz").status_code == 200)
+        stored = wait_until(lambda: sorted(api_urls(base)) == sorted(urls), 90)
+        record("polls MONITOR_FEEDS and stores the articles", stored is not None)
+        policy = inspect(names[0], "{{.HostConfig.RestartPolicy.Name}}")
+        record("restart policy unless-stopped", policy == "unless-stopped", policy)
+        mounts = inspect(names[0], "{{range .Mounts}}{{.Name}}={{.Destination}} {{end}}").split()
+        record("the named volume at /app/data", f"{project}_monitor-data=/app/data" in mounts, " ".join(mounts))
+        compose(project, files, env, "stop", "--timeout", "10", timeout=60)
+        record("stops with exit code 0", inspect(names[0], "{{.State.ExitCode}}") == "0")
+    finally:
+        remove(*names)
+        with contextlib.suppress(Exception):
+            compose(project, files, env, "down", "--volumes", "--timeout", "0", timeout=120)
+
+
 def compose_scale_out(image: str, server: HTTPServer, admin_url: str) -> None:
     database = f"monitor_ci_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -323,44 +368,20 @@ def compose_scale_out(image: str, server: HTTPServer, admin_url: str) -> None:
         expected += urls
     api_port = free_port()
     env = {
-        **os.environ,
         "MONITOR_IMAGE": image,
         "POSTGRES_PASSWORD": "unused",  # the scale-out runs on this machine's server here
         "CI_DATABASE_URL": inside,
         "CI_FEEDS": feeds_env(feeds),
         "MONITOR_PORT": f"127.0.0.1:{api_port}",  # published on this machine's loopback only
     }
-    files = [
-        "-p",
-        COMPOSE_PROJECT,
-        "-f",
-        str(ROOT / "compose.postgres.yaml"),
-        "-f",
-        str(ROOT / ".ci" / "compose.ci.yaml"),
-    ]
-
-    def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [PODMAN_COMPOSE, *files, *args],
-            check=False,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"podman-compose {' '.join(args)}: exit {result.returncode}: {result.stderr[-2000:]}")
-        return result
+    files = ["compose.postgres.yaml", ".ci/compose.ci.yaml"]
 
     engine = sa.create_engine(url)
     names: list[str] = []
     try:
         started = time.monotonic()
-        compose("up", "-d", "monitor", "worker")
-        names = podman(
-            "ps", "--filter", f"label=io.podman.compose.project={COMPOSE_PROJECT}", "--format", "{{.Names}}"
-        ).stdout.split()
+        compose(COMPOSE_PROJECT, files, env, "up", "-d", "monitor", "worker")
+        names = project_containers(COMPOSE_PROJECT)
         record("three monitors up", len(names) == 3, ", ".join(sorted(names)))
         took = wait_until(lambda: all(healthy(n) for n in names), 180, interval=1)
         record("all three healthy", took is not None)
@@ -391,14 +412,14 @@ def compose_scale_out(image: str, server: HTTPServer, admin_url: str) -> None:
         figures["feeds polled per monitor"] = ", ".join(f"{n}: {c}" for n, c in sorted(polled_by.items()))
         record("the feeds were shared among the monitors", sum(polled_by.values()) == 60 and all(polled_by.values()))
         stopped = time.monotonic()
-        compose("stop", "--timeout", "10", timeout=120)
+        compose(COMPOSE_PROJECT, files, env, "stop", "--timeout", "10", timeout=120)
         figures["compose stop (three monitors)"] = f"{time.monotonic() - stopped:.1f} s"
         codes = [inspect(name, "{{.State.ExitCode}}") for name in names]
         record("all three exit 0 on SIGTERM", codes == ["0"] * 3, ", ".join(codes))
     finally:
         remove(*names)
         with contextlib.suppress(Exception):
-            compose("down", "--timeout", "0", timeout=120)
+            compose(COMPOSE_PROJECT, files, env, "down", "--timeout", "0", timeout=120)
         engine.dispose()
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
@@ -422,6 +443,8 @@ def main() -> int:
             with phase("A configuration error"):
                 config_error(image)
             if shutil.which(PODMAN_COMPOSE) or Path(PODMAN_COMPOSE).exists():
+                with phase("compose.yaml: one container, SQLite in a named volume"):
+                    compose_single(image, server)
                 with phase("compose.postgres.yaml: three monitors on one PostgreSQL database"):
                     compose_scale_out(image, server, admin_url)
             else:
