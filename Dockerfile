@@ -39,10 +39,11 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /src/dis
 # ---------------------------------------------------------------------- the runtime
 FROM ${BASE}
 
-# tini as PID 1 reaps orphans and passes SIGTERM on to the shell and then to the monitor
-# (-g: the whole process group, so a stop during `monitor init` ends it too). Its version
-# is left to the base's Debian release (DL3008): a pin would break with the release's
-# next update, and the base image is what fixes the release.
+# tini as PID 1 reaps orphans and passes SIGTERM on to its child: the shell, then the
+# monitor it becomes, which stops its own extraction processes after their work (a
+# signal to the whole group would kill them mid-page). Its version is left to the base's
+# Debian release (DL3008): a pin would break with the release's next update, and the
+# base image is what fixes the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
@@ -76,7 +77,7 @@ STOPSIGNAL SIGTERM
 # http.client, not urllib: no proxy variable of the container may come between.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import http.client as h, os, sys; c = h.HTTPConnection('127.0.0.1', int(os.environ.get('MONITOR_SERVE__PORT', '8080')), timeout=4); c.request('GET', '/healthz'); sys.exit(c.getresponse().status != 200)"]
-ENTRYPOINT ["tini", "-g", "--"]
+ENTRYPOINT ["tini", "--"]
 # Wait for the database (PostgreSQL may still be starting), migrate it to the image's
 # schema, load the seeds; then the daemon and the API in this one process, as PID 1's child.
 CMD ["sh", "-c", "monitor init --wait 60 && exec monitor run --serve"]

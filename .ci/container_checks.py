@@ -13,7 +13,8 @@ loopback as 10.0.2.2, and publishes its API on 127.0.0.1 only.
 2. A new container on the same volume, its API published: the archive is still there,
    and it goes on polling.
 3. README.md's backup of the SQLite volume, restored into a new volume.
-4. A configuration error: one line, a non-zero exit.
+4. SIGTERM in the middle of a poll: exit 0 within the grace period.
+   A configuration error: one line, a non-zero exit.
 5. compose.yaml (podman-compose): healthy, polling, its restart policy and volume.
 6. compose.postgres.yaml (podman-compose): three monitors on one PostgreSQL database
    share 60 feeds; every feed fetched once, every article stored once.
@@ -258,6 +259,40 @@ def restarted_on_the_volume(image: str, server: HTTPServer, volume: str, archive
     return everything
 
 
+def stop_mid_poll(image: str, server: HTTPServer) -> None:
+    """SIGTERM while pages are being fetched: the monitor, not a signal to its whole
+    process group, stops its extraction processes; exit 0 within the grace period."""
+    name, port = f"{PREFIX}midpoll", free_port()
+    feed, _urls = site(server, "slow", 4, "127.0.0.1")
+    for n in range(4):
+        page = article_page(f"Story slow {n}", story(f"Almaty slow {n}", 8))
+        server.route(f"/slow/p/{n}", Response(page, headers={"Content-Type": "text/html"}, delay=30))
+    podman(
+        "run", "-d", "--name", name, "--network", "host",
+        "-e", f"MONITOR_FEEDS={feeds_env({'Slow': feed})}",
+        "-e", "MONITOR_POLL__ALLOW_PRIVATE_NETWORKS=true",
+        "-e", "MONITOR_POLL__SHUTDOWN_GRACE=3s",
+        "-e", "MONITOR_SERVE__HOST=127.0.0.1", "-e", f"MONITOR_SERVE__PORT={port}",
+        image,
+    )  # fmt: skip
+    try:
+        busy = wait_until(lambda: all(server.hits(f"/slow/p/{n}") for n in range(4)), 60)
+        record("fetching slow pages", busy is not None)
+        stopped = time.monotonic()
+        podman("stop", "--time", "10", name, timeout=30)
+        took = time.monotonic() - stopped
+        code = inspect(name, "{{.State.ExitCode}}")
+        _out, err = logs(name)
+        record(
+            "stopped mid-poll within the grace period, exit code 0",
+            took < 8 and code == "0",
+            f"{took:.1f} s, exit {code}",
+        )
+        record("... with no traceback", "Traceback" not in err, err[-500:] if "Traceback" in err else "")
+    finally:
+        remove(name)
+
+
 BACKUP = (
     "import sqlite3; d = sqlite3.connect('data/backup.db'); sqlite3.connect('data/monitor.db').backup(d); d.close()"
 )
@@ -440,6 +475,8 @@ def main() -> int:
                     archived = restarted_on_the_volume(image, server, volume, archived)
                 with phase("Backup and restore of the SQLite volume"), tempfile.TemporaryDirectory() as scratch:
                     backup_and_restore(image, volume, archived, Path(scratch))
+            with phase("SIGTERM in the middle of a poll"):
+                stop_mid_poll(image, server)
             with phase("A configuration error"):
                 config_error(image)
             if shutil.which(PODMAN_COMPOSE) or Path(PODMAN_COMPOSE).exists():
@@ -450,7 +487,7 @@ def main() -> int:
             else:
                 record("podman-compose is installed", False, PODMAN_COMPOSE)
         finally:
-            remove(*(f"{PREFIX}{n}" for n in ("single", "restarted", "backup", "badconfig")))
+            remove(*(f"{PREFIX}{n}" for n in ("single", "restarted", "backup", "midpoll", "badconfig")))
             podman("volume", "rm", "--force", volume, check=False)
     print("\nFigures:")
     for what, value in figures.items():
