@@ -29,8 +29,10 @@ _NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 _CHAR_REF_RE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));?")
 _CHAR_REF_BYTES_RE = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));?")
 # An ESC sequence: a CSI with its parameters, an OSC and the other strings up to their
-# terminator, a two-character escape. ESC is never text, so its sequences go whole.
-_ESC_SEQUENCE = r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]P^_X][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|[ -/]*[0-~]?)"
+# terminator, an escape with intermediates ("ESC ( B"); ESC is never text, so these go
+# whole. A two-character escape ("ESC c") loses its ESC only: the letter after an ESC
+# may be a word's, and alone it is harmless.
+_ESC_SEQUENCE = r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]P^_X][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|[ -/]+[0-~]?)?"
 _ESC_SEQUENCE_RE = re.compile(_ESC_SEQUENCE)
 # What a terminal acts on: ESC sequences, a CSI of 8 bits (U+009B) with its parameters,
 # any C0 control but tab and line feed, DEL and the C1 controls.

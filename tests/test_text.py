@@ -15,6 +15,8 @@ from monitor.text import for_terminal, plain_text, xml_safe, xml_safe_bytes
         ("\x1b]0;new title\x07title", "title"),  # the window's title, ended by BEL
         ("\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\", "link"),  # a hyperlink, ended by ST
         ("a\x9b2Jb", "ab"),  # an 8-bit CSI
+        ("\x1b(Bascii", "ascii"),  # a character set chosen
+        ("Re\x1bporter", "Reporter"),  # a bare ESC: the letter after it stays
         ("over\rwritten\x08\x7f\x00\x85", "overwritten"),  # carriage return, backspace, DEL, NUL, C1
         ("tab\tand\nline", "tab\tand\nline"),  # kept
         ("Алматы, 阿拉木图, café — “quoted”", "Алматы, 阿拉木图, café — “quoted”"),
