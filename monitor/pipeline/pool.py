@@ -219,7 +219,15 @@ class _Processes:
                 process = None
             if process is None:
                 process = self._spawn()
-            return process.call(func, args, limit)
+                return process.call(func, args, limit)
+            try:
+                return process.call(func, args, limit)
+            except ProcessDied:
+                # A process killed while idle can still look alive for a moment (a
+                # SIGKILL just sent, not yet reaped): that is no fault of this job.
+                self._retire(process)
+                process = self._spawn()
+                return process.call(func, args, limit)
         except (_Overrun, ProcessDied):
             if process is not None:
                 self._retire(process)
