@@ -6,6 +6,7 @@ imported as articles):
 
     python -c pass                     the interpreter alone
     import monitor.cli                 what every command pays before it starts
+    import sqlmodel                    what any command reading the database pays
     monitor --help
     monitor search Almaty
     trafilatura.extract, 1 page        a process extracting one page, nothing else
@@ -55,9 +56,9 @@ EXTRACT_ONLY = (
 
 @dataclass
 class Figure:
-    mean: float
-    stddev: float
+    median: float
     best: float
+    mean: float
 
 
 def _monitor() -> list[str]:
@@ -76,6 +77,7 @@ def _commands(pages: Path | None) -> tuple[Named, Named]:
     quick = [
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("import monitor.cli", [sys.executable, "-c", "import monitor.cli"]),
+        ("import sqlmodel", [sys.executable, "-c", "import sqlmodel"]),
         ("monitor --help", [*monitor, "--help"]),
         ("monitor search Almaty", [*monitor, "search", "Almaty"]),
     ]
@@ -149,11 +151,11 @@ def _measure(named: list[tuple[str, list[str]]], runs: int, env: dict[str, str],
 
 
 def _figure(times: list[float]) -> Figure:
-    return Figure(statistics.mean(times), statistics.stdev(times) if len(times) > 1 else 0.0, min(times))
+    return Figure(statistics.median(times), min(times), statistics.mean(times))
 
 
 def _show(figure: Figure) -> str:
-    return f"{figure.mean:6.3f} ± {figure.stddev:5.3f} (min {figure.best:6.3f})"
+    return f"{figure.median:6.3f} (min {figure.best:6.3f}, mean {figure.mean:6.3f})"
 
 
 def main() -> None:
@@ -196,7 +198,8 @@ def main() -> None:
 
     method = "hyperfine" if shutil.which("hyperfine") else "subprocess loop"
     print(
-        f"seconds per run, mean ± stddev (min); {method}, {args.rounds} rounds; "
+        f"seconds per run: median (min, mean), the median being least moved by other work on the machine; "
+        f"{method}, {args.rounds} rounds; "
         f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
     width = max(len(name) for name, _ in named)
