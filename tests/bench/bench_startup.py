@@ -44,7 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ROOT.parent / "shared" / "corpus" / "pages"
+sys.path.insert(0, str(ROOT))
+
+from tests.support.corpus import PAGES  # noqa: E402  (TEST_CORPUS, else ../shared/corpus)
+
 ARCHIVED_PAGES = 50
 
 # A file, or every page of a directory.
