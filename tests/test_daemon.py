@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,12 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.models import Alert, Article, Feed
+from tests.support.daemons import MONITOR, count, descendants
 from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
 from tests.support.paths import ROOT
 from tests.support.servers import HTTPServer, Response
 from tests.support.waiting import wait_for
-
-MONITOR = str(Path(sys.executable).parent / "monitor")
 
 
 @pytest.fixture
@@ -47,29 +45,6 @@ def serve_site(server: HTTPServer, pages: int, *, slow: set[int] = frozenset(), 
         body = article_page(f"Story {n}", story(f"Almaty story {n}", 8))
         server.route(f"/p/{n}", Response(body, headers={"Content-Type": "text/html"}, delay=delay if n in slow else 0))
     server.route("/hook", Response(b"ok"))
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return found
-
-
-def count(engine: sa.Engine, table: type, *where: object) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
 
 
 def feed_state(engine: sa.Engine) -> sa.Row:
