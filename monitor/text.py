@@ -7,7 +7,8 @@ exact-copy test. ``tokens`` gives the words the near-duplicate detection works o
 Text from the outside world carries characters two consumers refuse or obey:
 ``xml_safe`` removes what lxml refuses (it raises on a control character, and a feed
 would fail on one stray ``&#1;``), ``plain_text`` that and escape sequences from what is
-stored, and ``for_terminal`` what a terminal obeys (escape sequences in a feed's title
+parsed, ``storable_text`` what no database engine stores (the archive's last word at its
+boundary), and ``for_terminal`` what a terminal obeys (escape sequences in a feed's title
 would move the cursor, retitle the window or hide lines of ``monitor search``).
 """
 
@@ -74,6 +75,23 @@ def plain_text(text: str) -> str:
     refuses. C1 characters stay, whatever they stand for: ``for_terminal`` removes them
     where it matters."""
     return xml_safe(_ESC_SEQUENCE_RE.sub("", text) if "\x1b" in text else text, references=False)
+
+
+# Removed from stored text: C0 controls but tab, newline and carriage return; DEL and C1;
+# lone surrogates; the noncharacters U+FDD0..U+FDEF and U+xFFFE/U+xFFFF of every plane.
+_UNSTORABLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+# Controls that separate lines or records (VT, FF, FS, GS, RS, US, NEL): a line break,
+# so that the words on either side stay apart.
+_SEPARATORS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` without what no engine stores: control characters, lone surrogates, noncharacters."""
+    return _UNSTORABLE.sub("", _SEPARATORS.sub("\n", value))
 
 
 def for_terminal(text: str) -> str:

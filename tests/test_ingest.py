@@ -19,8 +19,9 @@ from alembic import command
 from monitor.config import Settings
 from monitor.db import alembic_config, make_engine, session, upgrade_schema
 from monitor.models import Article, Mention
-from monitor.pipeline.ingest import Archive, Candidate, StoreResult, cut_at_word, storable_text, stored_url
+from monitor.pipeline.ingest import Archive, Candidate, StoreResult, cut_at_word, stored_url
 from monitor.search import INDEXED_CHARS, SearchFilters, search_articles
+from monitor.text import storable_text
 
 UNSTORABLE = "\x00\x01\x08\x0e\x1b\x7f\x80\x9f\ud800\udfff\ufdd0\ufffe\uffff\U0010ffff"
 BODY = (

@@ -34,6 +34,7 @@ from monitor.config import Settings
 from monitor.models import Article, Mention, table_of
 from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
+from monitor.text import storable_text
 from monitor.times import as_utc, utcnow
 
 # Built once: a poll of a thousand feeds asks it a thousand times.
@@ -60,23 +61,8 @@ _ENTITY_CHARS = _column_chars(_MENTION, "entity")
 _MATCH_CHARS = _column_chars(_MENTION, "text")
 _SNIPPET_CHARS = _column_chars(_MENTION, "snippet")
 
-# Removed from stored text: C0 controls but tab, newline and carriage return; DEL and C1;
-# lone surrogates; the noncharacters U+FDD0..U+FDEF and U+xFFFE/U+xFFFF of every plane.
-_UNSTORABLE = re.compile(
-    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff\ufdd0-\ufdef"
-    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
-    + "]"
-)
-# Controls that separate lines or records (VT, FF, FS, GS, RS, US, NEL): a line break,
-# so that the words on either side stay apart.
-_SEPARATORS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
 _URL_DIGEST = "#sha256="
 _PARTIAL_WORD = re.compile(r"\S+$")
-
-
-def storable_text(value: str) -> str:
-    """``value`` without what no engine stores: control characters, lone surrogates, noncharacters."""
-    return _UNSTORABLE.sub("", _SEPARATORS.sub("\n", value))
 
 
 def cut_at_word(value: str, limit: int) -> str:
