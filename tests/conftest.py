@@ -22,8 +22,10 @@ import sqlalchemy as sa
 
 from monitor.config import Settings
 from monitor.db import make_engine, upgrade_schema
+from monitor.pipeline.pool import CPUPool
 from tests.support.databases import ENGINES, PG_SERVER_URL, REQUIRE_PG
 from tests.support.paths import SEEDS_DIR
+from tests.support.servers import HTTPServer
 
 
 def _pg_admin() -> sa.Engine:
@@ -165,3 +167,19 @@ def config_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    """A feed and page server on 127.0.0.1; tests route what it serves."""
+    with HTTPServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[CPUPool]:
+    """One process pool for a module, as one worker process keeps one."""
+    pool = CPUPool(workers=2)
+    pool.warm_up()
+    yield pool
+    pool.close()

@@ -21,12 +21,6 @@ from tests.support.servers import HTTPServer, Response
 from tests.support.waiting import wait_for
 
 
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    with HTTPServer() as server:
-        yield server
-
-
 def write_config(config_file: Callable[..., Path], database_url: str, server: HTTPServer, **poll: object) -> Path:
     settings = {
         "database_url": database_url,

@@ -14,7 +14,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -38,12 +38,6 @@ from tests.support.waiting import free_port
 
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title></channel></rss>"
 PUBLIC_IP = "93.184.216.34"  # what "news.test" resolves to in the safety tests
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    with HTTPServer() as running:
-        yield running
 
 
 def poll(**overrides: Any) -> PollSettings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,21 +35,6 @@ from tests.support.tarpit import Tarpit
 from tests.support.waiting import free_port
 
 SEED_TEXT = (SEEDS_DIR / "001_73071e9b10a78990.txt").read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[CPUPool]:
-    """One process pool for the module, as one worker process keeps one."""
-    pool = CPUPool(workers=2)
-    pool.warm_up()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    with HTTPServer() as server:
-        yield server
 
 
 @pytest.fixture

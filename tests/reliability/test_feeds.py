@@ -46,12 +46,6 @@ HTML = {"Content-Type": "text/html"}
 
 
 @pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    with HTTPServer() as server:
-        yield server
-
-
-@pytest.fixture
 def tarpit() -> Iterator[Tarpit]:
     with Tarpit() as pit:
         yield pit

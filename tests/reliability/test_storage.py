@@ -55,20 +55,6 @@ MONITOR = str(Path(sys.executable).parent / "monitor")
 COMMAND_MEMORY = 4 << 30
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[CPUPool]:
-    pool = CPUPool(workers=2)
-    pool.warm_up()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    with HTTPServer() as server:
-        yield server
-
-
 def settings_for(make_settings: Callable[..., Settings], database_url: str, feeds: dict[str, str]) -> Settings:
     return make_settings(
         database_url=database_url,
