@@ -8,7 +8,6 @@ address to the local server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from monitor.pipeline.fetch import (
     FetchResult,
     blocked_reason,
 )
+from tests.support.raw import RawServer, read_head
 from tests.support.servers import HTTPServer, Request, Response
 from tests.support.tarpit import Tarpit
 from tests.support.waiting import free_port
@@ -524,53 +524,27 @@ def test_custom_transport_still_gets_address_checks(server: HTTPServer) -> None:
 # ------------------------------------------------------------------ kept-alive connections
 
 
-class KeepAliveServer:
-    """A raw HTTP/1.1 server counting connections; ``close_idle`` drops each one after its answer."""
+class KeepAliveServer(RawServer):
+    """Answers every request of a connection; ``close_idle`` drops each one after its answer."""
 
     def __init__(self, *, close_idle: bool = False, status: int = 200, body: bytes = RSS) -> None:
+        super().__init__(self._answer)
         self.close_idle = close_idle
         self.status, self.body = status, body
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._thread = threading.Thread(target=self._accept, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/feed.xml"
-
-    def _accept(self) -> None:
+    def _answer(self, connection: socket.socket) -> None:
+        buffer = b""
         while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
+            head, buffer = read_head(connection, buffer)
+            if head is None:
                 return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        with contextlib.suppress(ConnectionError), connection:  # a client may hang up mid-answer
-            buffer = b""
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = connection.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                _head, buffer = buffer.split(b"\r\n\r\n", 1)
-                head = b"HTTP/1.1 %d Whatever\r\nContent-Type: application/rss+xml\r\n" % self.status
-                if self.status == 304:
-                    connection.sendall(head + b'ETag: "v1"\r\n\r\n')
-                else:
-                    connection.sendall(head + b"Content-Length: %d\r\n\r\n%s" % (len(self.body), self.body))
-                if self.close_idle:  # as a server whose keep-alive timeout is shorter
-                    return
-
-    def __enter__(self) -> KeepAliveServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.close()
+            status = b"HTTP/1.1 %d Whatever\r\nContent-Type: application/rss+xml\r\n" % self.status
+            if self.status == 304:
+                connection.sendall(status + b'ETag: "v1"\r\n\r\n')
+            else:
+                connection.sendall(status + b"Content-Length: %d\r\n\r\n%s" % (len(self.body), self.body))
+            if self.close_idle:  # as a server whose keep-alive timeout is shorter
+                return
 
 
 @pytest.mark.parametrize(("close_idle", "connections"), [(False, 1), (True, 3)])

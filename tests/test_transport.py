@@ -10,12 +10,10 @@ the transport closes its connections.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpcore
@@ -24,62 +22,15 @@ import pytest
 
 from monitor.outcomes import FailureKind
 from monitor.pipeline.transport import CheckingBackend, CheckingTransport, Refused
+from tests.support.raw import RawServer as Server
+from tests.support.raw import read_head
 
 BODY = b"<rss version='2.0'><channel><title>T</title></channel></rss>"
-
-
-def read_head(connection: socket.socket, buffer: bytes = b"") -> tuple[bytes | None, bytes]:
-    """The next request head and what was read past it; None when the client hung up."""
-    while b"\r\n\r\n" not in buffer:
-        data = connection.recv(65536)
-        if not data:
-            return None, b""
-        buffer += data
-    head, rest = buffer.split(b"\r\n\r\n", 1)
-    return head, rest
 
 
 def answer(body: bytes = BODY, *, length: int | None = None) -> bytes:
     size = len(body) if length is None else length
     return b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: %d\r\n\r\n%s" % (size, body)
-
-
-class Server:
-    """Serves each connection with ``serve(connection)`` in a thread of its own; counts them."""
-
-    def __init__(self, serve: Callable[[socket.socket], object]) -> None:
-        self.connections = 0
-        self._serve = serve
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/feed.xml"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._run, args=(connection,), daemon=True).start()
-
-    def _run(self, connection: socket.socket) -> None:
-        with contextlib.suppress(OSError), connection:  # a client may hang up mid-answer
-            self._serve(connection)
-
-    def __enter__(self) -> Server:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.close()
 
 
 def keep_alive(connection: socket.socket) -> None:
