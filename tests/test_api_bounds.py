@@ -202,8 +202,12 @@ def test_each_statement_of_a_request_has_the_whole_limit(database_url: str) -> N
         limit = 4 * max(took)
         with session(engine) as db, statement_timeout(db, limit):
             started = time.monotonic()
-            for _ in range(8):
+            # Statements until the request as a whole has run past the limit (bounded): on a
+            # busy machine a fixed count may not get there.
+            for _ in range(200):
                 assert db.execute(statement).scalar() == 200000
+                if time.monotonic() - started > 2 * limit:
+                    break
             assert time.monotonic() - started > limit  # the request as a whole took longer
     finally:
         engine.dispose()
