@@ -49,6 +49,8 @@ class Extracted:
     author: str | None = None
     published_at: datetime | None = None
     language: str | None = None
+    # The site's own name (``og:site_name``), for titles that end with it.
+    site_name: str | None = None
 
 
 def _clean(value: str | None, limit: int = 1000) -> str | None:
@@ -69,6 +71,11 @@ def _head_title(tree: HtmlElement) -> str | None:
         if found and (title := _clean(str(found[0]))):
             return title
     return None
+
+
+def _head_site_name(tree: HtmlElement) -> str | None:
+    found = tree.xpath('//meta[@property="og:site_name" or @name="application-name"]/@content')
+    return _clean(str(found[0]), 200) if found else None
 
 
 def _head_author(tree: HtmlElement) -> str | None:
@@ -107,6 +114,7 @@ def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = 
         return None
     title = _head_title(tree)
     language = _head_language(tree)
+    site_name = _head_site_name(tree)
     document = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -122,13 +130,14 @@ def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = 
     if not text:
         return None
     if not metadata:
-        return Extracted(text=text, title=title, author=_head_author(tree), language=language)
+        return Extracted(text=text, title=title, author=_head_author(tree), language=language, site_name=site_name)
     return Extracted(
         text=text,
         title=_clean(document.title) or title,
         author=_clean(document.author, 500),
         published_at=_parse_date(document.date),
         language=_clean(document.language, 20) or language,
+        site_name=site_name or _clean(document.sitename, 200),
     )
 
 

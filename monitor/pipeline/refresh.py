@@ -53,6 +53,7 @@ from monitor.pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult
 from monitor.pipeline.ingest import Archive, Candidate, StoreResult
 from monitor.pipeline.parse import Entry, ParsedFeed
 from monitor.pipeline.pool import CPUPool
+from monitor.pipeline.titles import without_site_name
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +435,7 @@ class Refresher:
         return Candidate(
             url=url,
             text=extracted.text,
-            title=extracted.title or entry.title,
+            title=without_site_name(extracted.title or entry.title, extracted.site_name, feed.name),
             author=extracted.author or entry.author,
             language=extracted.language,
             published_at=extracted.published_at or entry.published_at,
