@@ -178,6 +178,8 @@ class Alert(SQLModel, table=True):
     article_id: int = Field(foreign_key="article.id", index=True)
     channel: str = Field(max_length=300)  # "email" or "webhook:<name or url>"
     entities: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    # Names of the rules that fired for this channel (migration 0006; NULL before it).
+    rules: list[str] | None = Field(default=None, sa_type=sa.JSON)
     status: str = Field(default=AlertStatus.PENDING.value, max_length=20, index=True)  # AlertStatus
     message_id: str | None = Field(default=None, max_length=100, index=True)
     message_type: str | None = Field(default=None, max_length=40)  # mention.created|.digest

@@ -1,12 +1,18 @@
-"""Reserved: the rules an alert fired (alert.rules)
+"""The rules an alert fired: alert.rules
 
-Empty until the change it is reserved for lands.
+An alert goes to a channel for the rules an article fired there (``monitor.rules``);
+their names are stored with it, for its message and for ``monitor alerts``. Alerts
+queued before this revision hold NULL: they were sent for every mentioned entity.
 
 Revision ID: 0006
 Revises: 0005
 """
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -15,8 +21,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("alert", sa.Column("rules", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("alert") as batch:
+        batch.drop_column("rules")

@@ -3,7 +3,10 @@
 Precedence, lowest first: built-in defaults, the YAML file, ``MONITOR_<KEY>`` variables
 (``__`` separates nested keys: ``MONITOR_POLL__CONCURRENCY=5``). ``${VAR}`` and
 ``${VAR:-default}`` inside YAML string values are expanded from the environment, so
-secrets stay out of the file. Any problem becomes a ``ConfigError`` whose message is
+secrets stay out of the file. A variable a channel uses (its password, secret or URLs)
+may be unset: the settings load, so that commands that only read the archive run
+without secrets, and ``require_secrets`` refuses the channel to commands that send.
+Any other problem becomes a ``ConfigError`` whose message is
 one line naming the key.
 
 Relative paths — the file of an SQLite ``database_url``, ``seeds_dir`` and
@@ -18,7 +21,14 @@ Nothing here reads the environment implicitly: ``load_settings`` takes the mappi
 read, and callers pass ``os.environ`` once, at the edge (the CLI).
 """
 
-from monitor.config.loading import DEFAULT_CONFIG_PATH, ENV_NOT_KEYS, ENV_PREFIX, load_settings, resolve_config_path
+from monitor.config.loading import (
+    DEFAULT_CONFIG_PATH,
+    ENV_NOT_KEYS,
+    ENV_PREFIX,
+    load_settings,
+    require_secrets,
+    resolve_config_path,
+)
 from monitor.config.schema import (
     DEFAULT_ENTITIES,
     MAX_DURATION,
@@ -29,6 +39,7 @@ from monitor.config.schema import (
     EntityConfig,
     FeedConfig,
     PollSettings,
+    RuleConfig,
     ServeSettings,
     Settings,
     WebhookSettings,
@@ -49,11 +60,13 @@ __all__ = [
     "EntityConfig",
     "FeedConfig",
     "PollSettings",
+    "RuleConfig",
     "ServeSettings",
     "Settings",
     "WebhookSettings",
     "load_settings",
     "parse_duration",
+    "require_secrets",
     "resolve_config_path",
     "unnamed_webhook_key",
 ]

@@ -6,7 +6,7 @@ See the package's docstring for the precedence and how relative paths resolve.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,13 @@ def _yaml(text: str) -> Any:
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(value: Any, env: Mapping[str, str], key: str) -> Any:
+# The channels' sections: a variable they use may be unset until something is sent.
+_CHANNEL_KEY = re.compile(r"alerts\.(email|(?:webhooks|apprise)\[\d+\])(?=[.\[]|$)")
+
+
+def _expand(value: Any, env: Mapping[str, str], key: str, unset: list[tuple[str, str]]) -> Any:
+    """``value`` with ``${VAR}`` expanded; a channel's unset variable is left as written
+    and noted in ``unset`` as (key path, variable); any other one is an error."""
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -46,14 +52,48 @@ def _expand(value: Any, env: Mapping[str, str], key: str) -> Any:
                 return env[name]
             if default is not None:
                 return default
+            if _CHANNEL_KEY.match(key):
+                unset.append((key, name))
+                return "${" + name + "}"
             raise ConfigError(f"config: {key or 'value'}: environment variable {name} is not set")
 
         return _VAR_RE.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: _expand(v, env, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {k: _expand(v, env, f"{key}.{k}" if key else str(k), unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, env, f"{key}[{i}]", unset) for i, v in enumerate(value)]
     return value
+
+
+def _note_unset(settings: Settings, unset: list[tuple[str, str]]) -> None:
+    """Tell each channel which of its variables are unset (``require_secrets`` reads it)."""
+    for key, name in unset:
+        match = _CHANNEL_KEY.match(key)
+        if match is None:
+            continue
+        section, _, index = match.group(1).partition("[")
+        if section == "email":
+            channel: Any = settings.alerts.email
+        else:
+            channels = getattr(settings.alerts, section, None) or []
+            position = int(index.rstrip("]"))
+            channel = channels[position] if position < len(channels) else None
+        if channel is not None:
+            channel._unset = (*channel.unset_variables, (key, name))
+
+
+def require_secrets(settings: Settings, keys: Collection[str] | None = None) -> None:
+    """Refuse to send through a channel (of ``keys``, else any) with an unset variable.
+
+    ``ConfigError``, one line: the key, the variable and the channel that needs it.
+    """
+    for channel in settings.alerts.channels:
+        if keys is not None and channel.key not in keys:
+            continue
+        for key, name in channel.unset_variables:
+            raise ConfigError(
+                f"config: {key}: environment variable {name} is not set (needed to send to {channel.key})"
+            )
 
 
 def _absolute_sqlite_url(url: str, base: Path) -> str:
@@ -143,19 +183,27 @@ def _env_keys(env: Mapping[str, str]) -> list[tuple[str, ...]]:
     ]
 
 
-def _describe(error: ValidationError, hidden: list[tuple[str, ...]]) -> str:
-    """The first problem, one line; a value under a key path of ``hidden`` is not quoted."""
+def _describe(error: ValidationError, hidden: list[tuple[str, ...]], unset: Collection[str] = ()) -> str:
+    """The first problem, one line; a value under a key path of ``hidden`` is not quoted.
+
+    A value that fails because it holds a variable in ``unset`` says so instead.
+    """
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
+    if isinstance(value, str):
+        missing = [var for var, default in _VAR_RE.findall(value) if var in unset and not default]
+        if missing:
+            return f"{where}: environment variable {missing[0]} is not set"
     if isinstance(value, str) and value and any(tuple(map(str, first["loc"]))[: len(k)] == k for k in hidden):
         # Set by a variable: the value may be a secret, and the key says where it is.
         message = message.replace(repr(value), "the value").replace(value, "the value")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     extra = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
-    return f"{where}: {message}{extra}"
+    # A problem of the whole file (``rules: …``) names its key itself.
+    return f"{where}: {message}{extra}" if first["loc"] else f"{message}{extra}"
 
 
 def _bad_byte(error: UnicodeDecodeError) -> str:
@@ -200,10 +248,14 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         raise ConfigError(f"config: {config_path}: no such file")
     if not isinstance(data, dict):
         raise ConfigError(f"config: {config_path}: the top level must be a mapping of keys")
-    data = _expand(data, env, "")
+    unset: list[tuple[str, str]] = []
+    data = _expand(data, env, "", unset)
     data = _resolve_paths(data, (), config_path.absolute().parent)
     data = _apply_env_overrides(data, env)
+    names = {name for _, name in unset}
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data, context={"unset_variables": names})
     except ValidationError as exc:
-        raise ConfigError(f"config: {_describe(exc, _env_keys(env))}") from None
+        raise ConfigError(f"config: {_describe(exc, _env_keys(env), names)}") from None
+    _note_unset(settings, unset)
+    return settings

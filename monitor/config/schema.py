@@ -16,6 +16,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -169,12 +171,34 @@ DEFAULT_ENTITIES = [
 ]
 
 
+# ``${VAR}`` left in a channel's value when VAR is not set (``monitor.config.loading``).
+UNSET_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def holds_unset_variable(value: str, info: ValidationInfo) -> bool:
+    """Whether ``value`` still holds a ``${VAR}`` whose variable is not set.
+
+    Such a value is taken as it is, unchecked: reading the archive needs no channel
+    secret, and a command that sends refuses the channel (``require_secrets``).
+    """
+    unset = (info.context or {}).get("unset_variables", ())
+    return any(name in unset for name in UNSET_VARIABLE.findall(value))
+
+
 class _Channel(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     # Deliver one message per interval with every alert of the window.
     digest: Duration | None = None
-    # Only alerts that mention one of these entities; all when unset.
+    # Only alerts that mention one of these entities; all when unset. The routing of
+    # the implicit rules (one per entity): with ``rules:`` configured, rules route.
     entities: list[str] | None = None
+    # The key path and variable of each ``${VAR}`` of the channel left unset.
+    _unset: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    @property
+    def unset_variables(self) -> tuple[tuple[str, str], ...]:
+        """(key path, variable) of each value this channel cannot be sent through yet."""
+        return self._unset
 
 
 class EmailSettings(_Channel):
@@ -193,13 +217,14 @@ class EmailSettings(_Channel):
 
     @field_validator("sender")
     @classmethod
-    def _sender_address(cls, sender: str) -> str:
-        return _mail_address(sender)
+    def _sender_address(cls, sender: str, info: ValidationInfo) -> str:
+        return sender if holds_unset_variable(sender, info) else _mail_address(sender)
 
     @field_validator("recipients")
     @classmethod
-    def _recipient_addresses(cls, recipients: list[str]) -> list[str]:
-        return [_mail_address(r) for r in recipients]
+    def _recipient_addresses(cls, recipients: list[str], info: ValidationInfo) -> list[str]:
+        return [r if holds_unset_variable(r, info) else _mail_address(r) for r in recipients]
+
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> EmailSettings:
@@ -226,13 +251,13 @@ class WebhookSettings(_Channel):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, url: str) -> str:
-        return FeedConfig._http_url(url)
+    def _http_url(cls, url: str, info: ValidationInfo) -> str:
+        return url if holds_unset_variable(url, info) else FeedConfig._http_url(url)
 
     @field_validator("secret")
     @classmethod
-    def _secret_decodes(cls, secret: str) -> str:
-        if secret.startswith("whsec_"):
+    def _secret_decodes(cls, secret: str, info: ValidationInfo) -> str:
+        if secret.startswith("whsec_") and not holds_unset_variable(secret, info):
             try:
                 key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
             except binascii.Error:
@@ -335,6 +360,36 @@ class ServeSettings(_Strict):
     with_daemon: bool = False
 
 
+# A rule's name: a word of letters, digits, ``-``, ``_`` and ``.`` (it names the rule's
+# Atom feed, ``/feeds/rules/{name}.atom``, and goes into every alert it fires).
+_RULE_NAME = re.compile(r"[^\W_][\w.-]*")
+
+
+class RuleConfig(_Strict):
+    """An alert rule: the articles ``monitor search QUERY`` lists, sent to ``channels``."""
+
+    name: str = Field(min_length=1, max_length=100)
+    query: str = Field(min_length=1, max_length=1000)
+    # Channel names (``email``, ``webhook:<name>``, ``apprise:<name>``); every channel when unset.
+    channels: list[str] | None = None
+    # Gather this rule's alerts into one message per window (else the channel's digest).
+    digest: Duration | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _rule_name(cls, name: str) -> str:
+        if not _RULE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a rule name: use letters, digits, '-', '_' and '.'")
+        return name
+
+    @field_validator("channels")
+    @classmethod
+    def _some_channels(cls, channels: list[str] | None) -> list[str] | None:
+        if channels is not None and not channels:
+            raise ValueError("list at least one channel, or leave channels out for every channel")
+        return None if channels is None else list(dict.fromkeys(c.strip() for c in channels))
+
+
 class Settings(_Strict):
     database_url: str = "sqlite:///data/monitor.db"
     seeds_dir: Path = Path("seeds")
@@ -342,6 +397,8 @@ class Settings(_Strict):
     feeds: list[FeedConfig] = Field(default_factory=list)
     entities: list[EntityConfig] = Field(default_factory=lambda: list(DEFAULT_ENTITIES))
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    # None: one implicit rule per tracked entity, to every channel (``monitor.rules``).
+    rules: list[RuleConfig] | None = None
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     api_token: str | None = None
@@ -388,6 +445,28 @@ class Settings(_Strict):
         doubled = {u for u in urls if urls.count(u) > 1}
         if doubled:
             raise ValueError(f"feeds: the same url is listed twice: {sorted(doubled)[0]}")
+        return self
+
+    @model_validator(mode="after")
+    def _rules_name_channels(self) -> Settings:
+        if self.rules is None:
+            return self
+        names = [r.name for r in self.rules]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"rules: two rules are both named {doubled[0]!r}")
+        keys = [c.key for c in self.alerts.channels]
+        for rule in self.rules:
+            unknown = [c for c in rule.channels or () if c not in keys]
+            if unknown:
+                known = ", ".join(keys) or "none configured"
+                raise ValueError(f"rules: rule {rule.name!r}: no channel named {unknown[0]!r} (channels: {known})")
+        filtered = [c.key for c in self.alerts.channels if c.entities is not None]
+        if filtered:
+            raise ValueError(
+                f"alerts: {filtered[0]}: entities: routes the implicit rules; with rules: configured, "
+                "route with a rule instead (query: 'entity:NAME', channels: [...])"
+            )
         return self
 
     @property
