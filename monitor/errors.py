@@ -7,6 +7,7 @@ turns any of them into one line on stderr and a non-zero exit, never a traceback
     ├── ConfigError        the configuration file or an override is invalid
     ├── QueryError         a search query or filter is malformed
     ├── InputError         a local file given to a command cannot be used
+    ├── FeedSourceError    a feed cannot be added, changed or removed as asked
     ├── DatabaseError      the database is unreachable or its schema is not current
     ├── FetchError         a feed or page could not be had (carries a ``FailureKind``)
     └── DeliveryError      an alert channel did not take a message (carries a ``DeliveryFailure``)
@@ -49,6 +50,20 @@ class InputError(MonitorError):
     """A local file given on the command line cannot be read or used."""
 
     exit_code = 2
+
+
+class FeedSourceError(MonitorError):
+    """A feed cannot be added, changed or removed as asked.
+
+    ``problem`` says which way: ``not_found`` (no such feed), ``conflict`` (the feed or
+    its name exists already, or it belongs to the configuration file), ``invalid``.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, problem: str = "invalid") -> None:
+        super().__init__(redact_text(message))
+        self.problem = problem
 
 
 class DatabaseError(MonitorError):

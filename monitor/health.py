@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.models import Feed, UTCTimestamp
-from monitor.outcomes import FeedStatus
+from monitor.outcomes import FeedOrigin, FeedStatus
 from monitor.redact import redact_text, redact_url
 from monitor.times import utcnow
 
@@ -29,10 +29,14 @@ class FeedHealth(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    id: int | None = None  # None for a configured feed not synced yet
     name: str
     url: str
     active: bool
     status: str
+    origin: str = FeedOrigin.CONFIG.value  # "config": the file's; "added": at run time
+    paused: bool = False
+    tags: list[str] = []
     last_polled_at: UTCTimestamp | None = None
     last_success_at: UTCTimestamp | None = None
     error_count: int = 0
@@ -62,30 +66,35 @@ def feed_health(
     if not include_inactive:
         query = query.where(col(Feed.active).is_(True))
     rows = session.exec(query).all()
-    feeds = [_health(row, now) for row in rows]
+    feeds = [health_of(row, now) for row in rows]
     if settings is not None:
         known = {row.name for row in rows} | {row.url for row in rows}
         feeds.extend(
-            FeedHealth(name=c.name, url=redact_url(c.url), active=True, status=FeedStatus.NEW.value)
+            FeedHealth(name=c.name, url=redact_url(c.url), active=True, status=FeedStatus.NEW.value, tags=c.tags)
             for c in settings.feeds
             if c.name not in known and c.url not in known
         )
     return sorted(feeds, key=lambda f: f.name)
 
 
-def _health(feed: Feed, now: datetime) -> FeedHealth:
+def health_of(feed: Feed, now: datetime) -> FeedHealth:
+    """One feed row's health, as listed."""
     leased = feed.lease_expires_at is not None and feed.lease_expires_at > now
     return FeedHealth(
+        id=feed.id,
         name=feed.name,
         url=redact_url(feed.url),
         active=feed.active,
         status=feed.status,
+        origin=feed.origin,
+        paused=feed.paused,
+        tags=list(feed.tags),
         last_polled_at=feed.last_polled_at,
         last_success_at=feed.last_success_at,
         error_count=feed.error_count,
         error_kind=feed.error_kind,
         error_message=redact_text(feed.error_message) if feed.error_message else None,
-        next_poll_at=feed.next_poll_at if feed.active else None,
+        next_poll_at=feed.next_poll_at if feed.active and not feed.paused else None,
         articles_stored=feed.articles_stored,
         entries_seen=feed.entries_seen,
         entries_waiting=feed.entries_waiting,
@@ -93,4 +102,4 @@ def _health(feed: Feed, now: datetime) -> FeedHealth:
     )
 
 
-__all__ = ["FeedHealth", "feed_health"]
+__all__ = ["FeedHealth", "feed_health", "health_of"]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import PlainSerializer
 from sqlmodel import Field, SQLModel
 
-from monitor.outcomes import AlertStatus, FeedStatus
+from monitor.outcomes import AlertStatus, FeedOrigin, FeedStatus
 from monitor.times import as_utc, iso_utc, utcnow
 
 
@@ -71,12 +71,16 @@ def _time(*, index: bool = False, nullable: bool = True, default: Any = None) ->
 
 
 class Feed(SQLModel, table=True):
-    """A feed from the configuration, with its polling state and health."""
+    """A feed, from the configuration or added at run time, with its polling state and health."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
     url: str = Field(max_length=2000, unique=True)
-    active: bool = Field(default=True)
+    active: bool = Field(default=True)  # False: removed (from the file, or at run time); articles stay
+    origin: str = Field(default=FeedOrigin.CONFIG.value, max_length=10)  # FeedOrigin
+    paused: bool = Field(default=False)  # kept across restarts and reloads; never polled meanwhile
+    tags: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    site_url: str | None = Field(default=None, max_length=2000)  # the site's home page (OPML htmlUrl)
     interval: float | None = None  # seconds; None = the poll.interval default
     # Conditional GET and unchanged-body detection.
     etag: str | None = Field(default=None, max_length=500)

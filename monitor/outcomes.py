@@ -8,6 +8,7 @@ serialises as it:
   where the failure happens, and recorded on the feed (``Feed.error_kind``);
 - ``PollStatus``: what one poll of a feed came to;
 - ``FeedStatus``: a feed's health as stored (``Feed.status``);
+- ``FeedOrigin``: where a feed comes from (``Feed.origin``): the file, or added at run time;
 - ``AlertStatus``: where an alert stands in the outbox (``Alert.status``);
 - ``DeliveryFailure``: how a channel refused a message, which decides what happens next.
 """
@@ -61,6 +62,13 @@ class FeedStatus(StrEnum):
     ERROR = "error"  # the last poll failed
 
 
+class FeedOrigin(StrEnum):
+    """Where a feed comes from, which decides who may change it."""
+
+    CONFIG = "config"  # the configuration file: it is authoritative for the feed
+    ADDED = "added"  # added at run time (``monitor feeds add``, the API, an OPML import)
+
+
 class AlertStatus(StrEnum):
     """An alert's place in the outbox."""
 
@@ -77,4 +85,4 @@ class DeliveryFailure(StrEnum):
     GONE = "gone"  # the endpoint was removed (HTTP 410): the channel is disabled
 
 
-__all__ = ["AlertStatus", "DeliveryFailure", "FailureKind", "FeedStatus", "PollStatus"]
+__all__ = ["AlertStatus", "DeliveryFailure", "FailureKind", "FeedOrigin", "FeedStatus", "PollStatus"]

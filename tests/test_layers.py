@@ -5,7 +5,7 @@ errors, headers                    errors and HTTP hints
 config, db, models                 settings and storage
 query, search, health, alerts      reading the archive; the alert outbox and senders
 pipeline                           the data path (stores articles and their alerts)
-seeds, scheduling                  what drives the pipeline
+seeds, scheduling, sources         what drives the pipeline; where feeds come from
 api, cli                           what users touch
 """
 
@@ -23,7 +23,7 @@ LAYERS = [
     {"config", "db", "models"},
     {"query", "search", "health", "alerts"},
     {"pipeline"},
-    {"seeds", "scheduling"},
+    {"seeds", "scheduling", "sources"},
     {"api", "cli"},
 ]
 

@@ -93,9 +93,16 @@ class PollSettings(_Strict):
 
 
 class FeedConfig(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     url: str
     interval: Duration | None = None
+    # Labels of the feed (OPML categories on export); blanks and repeats dropped.
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, tags: list[str]) -> list[str]:
+        return clean_tags(tags)
 
     @field_validator("url")
     @classmethod
@@ -103,6 +110,21 @@ class FeedConfig(_Strict):
         if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
             raise ValueError(f"{url!r} is not an http(s) URL")
         return url
+
+
+MAX_TAG_LENGTH = 100
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    """Tags stripped, without blanks or repeats, in their first order; one too long is an error."""
+    cleaned: list[str] = []
+    for given in tags:
+        tag = " ".join(given.split())
+        if len(tag) > MAX_TAG_LENGTH:
+            raise ValueError(f"the tag {tag[:40]!r}… is longer than {MAX_TAG_LENGTH} characters")
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
 
 
 class EntityConfig(_Strict):

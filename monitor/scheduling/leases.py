@@ -82,12 +82,13 @@ def claim_feeds(
 ) -> list[FeedSnapshot]:
     """Lease up to ``limit`` feeds that no live worker holds, in one short transaction.
 
-    ``due_only``: feeds whose ``next_poll_at`` has come (the daemon). Otherwise every
-    active feed not polled since ``polled_before`` whose server allows a fetch now
-    (``monitor poll``).
+    Only active feeds that are not paused. ``due_only``: feeds whose ``next_poll_at``
+    has come (the daemon). Otherwise every such feed not polled since ``polled_before``
+    whose server allows a fetch now (``monitor poll``).
     """
     now = now or utcnow()
-    conditions = [_C.active.is_(True), _free(now)]
+    # Feeds added, removed or paused at run time count from the next claim on.
+    conditions = [_C.active.is_(True), _C.paused.is_(False), _free(now)]
     if due_only:
         conditions.append(sa.or_(_C.next_poll_at.is_(None), _C.next_poll_at <= now))
     else:
