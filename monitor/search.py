@@ -2,8 +2,14 @@
 
 Results are newest first by ``COALESCE(published_at, fetched_at)``, then id, and pages
 are cut by a keyset cursor over that same pair, so paging is stable while articles
-arrive. The query itself is parsed by ``monitor.query``; here it becomes SQL: an FTS5
-MATCH on SQLite, a tsquery against a stored tsvector on PostgreSQL.
+arrive. The query itself is parsed by ``monitor.query``; here it becomes SQL
+(``query_condition``): each part made only of words and phrases becomes ONE full-text
+condition (an FTS5 MATCH on SQLite, a tsquery against a stored tsvector on PostgreSQL),
+so a plain text query is a single full-text lookup; field terms become conditions on
+the article (``entity:`` an EXISTS on its mentions, ``feed:`` its feed id, ``lang:``
+its language), combined with AND, OR and NOT as the query says. The same conditions,
+restricted to one article, decide which alert rules an article fires
+(``monitor.percolate``), so rules and search cannot disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import base64
 import binascii
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -21,9 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import Session, col, select
 
+from monitor.config import DEFAULT_ENTITIES, EntityConfig
 from monitor.errors import QueryError
 from monitor.models import Article, ArticleSummary, Feed, Mention, Seed, UTCDateTime, stored_id
-from monitor.query import Query, parse_query
+from monitor.query import MAX_NAME_LENGTH, EntityNames, Field, FieldName, Operand, Phrase, Query, is_text, parse_query
 from monitor.times import as_utc
 
 MAX_LIMIT = 500
@@ -32,7 +39,6 @@ SNIPPET_CHARS = 200
 # Each entity is one more EXISTS for the planner: PostgreSQL took over a minute to
 # plan 400 of them. Nobody reads an article that must mention twenty entities at once.
 MAX_ENTITY_FILTERS = 20
-MAX_NAME_LENGTH = 500
 # A cursor we made is about 60 characters; anything much longer was not made here.
 MAX_CURSOR_LENGTH = 200
 
@@ -136,19 +142,26 @@ def article_summary(
     )
 
 
-def search_articles(session: Session, filters: SearchFilters) -> SearchPage:
-    """One page of matching articles, newest first. Raises ``QueryError``."""
+def search_articles(
+    session: Session, filters: SearchFilters, *, entities: Sequence[EntityConfig] = DEFAULT_ENTITIES
+) -> SearchPage:
+    """One page of matching articles, newest first. Raises ``QueryError``.
+
+    ``entities`` are the tracked ones (``Settings.entities``): ``entity:`` terms and
+    ``filters.entities`` name them by name or alias.
+    """
     limit = _check_limit(filters.limit)
     query = parse_query(filters.query) if filters.query and filters.query.strip() else None
     sort_time = sa.func.coalesce(Article.published_at, Article.fetched_at, type_=UTCDateTime)
     dialect = session.get_bind().dialect.name
+    names = EntityNames(entities)
     statement = (
         select(Article, Feed.name, Seed.name)
         .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
         .outerjoin(Seed, col(Seed.id) == col(Article.duplicate_of_seed_id))
         # SQLModel types the class attribute as its value; it is the mapped attribute.
         .options(defer(cast("QueryableAttribute[str]", Article.text)))
-        .where(*_conditions(session, filters, query, sort_time, dialect))
+        .where(*_conditions(session, filters, query, sort_time, dialect, names))
         .order_by(sort_time.desc(), col(Article.id).desc())
         .limit(limit + 1)
     )
@@ -156,8 +169,12 @@ def search_articles(session: Session, filters: SearchFilters) -> SearchPage:
         rows = session.exec(statement).all()
         page, more = rows[:limit], len(rows) > limit
         ids = [stored_id(article.id) for article, _, _ in page]
-        entities = _entities(session, ids)
-        snippets = _snippets(session, ids, query, dialect)
+        mentioned = _entities(session, ids)
+        snippets = _snippets(session, ids, _highlighted(query), dialect)
+        if query is not None and not query.is_text():
+            # Listed for a field term or an OR branch without the highlighted words.
+            missing = [i for i in ids if i not in snippets]
+            snippets.update(_snippets(session, missing, None, dialect))
     except sa.exc.DBAPIError as exc:
         error = _query_error(exc)
         if error is None:
@@ -167,7 +184,7 @@ def search_articles(session: Session, filters: SearchFilters) -> SearchPage:
         article_summary(
             article,
             feed=feed_name,
-            entities=entities.get(stored_id(article.id), ()),
+            entities=mentioned.get(stored_id(article.id), ()),
             duplicate_of=duplicate_label(article, seed_name),
             snippet=snippets.get(stored_id(article.id), ""),
         )
@@ -192,10 +209,16 @@ def _conditions(
     query: Query | None,
     sort_time: sa.ColumnElement[datetime],
     dialect: str,
+    names: EntityNames,
 ) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if query is not None:
-        conditions.append(_matches(query, dialect))
+        resolved = resolve_query(query, names)
+
+        def feed_id(name: str) -> int:
+            return _feed_id(session, name, label="query: feed")
+
+        conditions.append(query_condition(resolved, dialect=dialect, feed_id=feed_id))
     if not filters.include_duplicates:
         conditions.append(sa.not_(col(Article.is_duplicate)))
     since = as_utc(filters.since) if filters.since else None
@@ -208,10 +231,7 @@ def _conditions(
         conditions.append(sort_time <= until)
     if filters.feed is not None:
         conditions.append(col(Article.feed_id) == _feed_id(session, filters.feed))
-    conditions.extend(
-        sa.exists().where(col(Mention.article_id) == col(Article.id), col(Mention.entity) == entity)
-        for entity in _entity_names(session, filters.entities)
-    )
+    conditions.extend(_mentions(entity) for entity in _entity_names(names, filters.entities))
     if filters.cursor:
         moment, last_id = decode_cursor(filters.cursor)
         if last_id > max_id(dialect):
@@ -220,29 +240,136 @@ def _conditions(
     return conditions
 
 
-def _matches(query: Query, dialect: str) -> sa.ColumnElement[bool]:
-    if dialect == "sqlite":
-        fts_match = sa.text("SELECT rowid FROM article_fts WHERE article_fts MATCH :fts_query").bindparams(
-            fts_query=query.to_fts5()
-        )
-        rowids = fts_match.columns(sa.column("rowid", sa.Integer))
-        return col(Article.id).in_(rowids)
-    # As a semi-join on the id: for a common word the planner then walks the newest
-    # articles (ix_article_newest) and tests each, instead of reading every matching
-    # row; a rare word goes through the GIN index. The inner ``article`` must not be
-    # correlated with the outer one.
-    matching = (
-        sa.select(sa.column("id", sa.Integer))
-        .select_from(sa.table("article"))
-        .where(sa.literal_column(PG_DOCUMENT).op("@@")(_pg_tsquery(query)))
-        .correlate(None)
+# ------------------------------------------------------------------ query to SQL
+
+
+def resolve_query(query: Query, names: EntityNames) -> Query:
+    """``query`` with every ``entity:`` value replaced by the entity's name; ``QueryError``
+    (with a suggestion) for a name no tracked entity has."""
+
+    def resolved(operand: Operand) -> Operand:
+        if isinstance(operand, Field) and operand.name is FieldName.ENTITY:
+            return Field(operand.name, names.resolve(operand.value, label="query: entity"))
+        if isinstance(operand, Query):
+            return resolve_query(operand, names)
+        return operand
+
+    return Query(
+        tuple(tuple(resolved(o) for o in group) for group in query.groups),
+        tuple(resolved(o) for o in query.excluded),
     )
-    return col(Article.id).in_(matching)
+
+
+def query_condition(
+    query: Query,
+    *,
+    dialect: str,
+    feed_id: Callable[[str], int | None],
+    article_id: int | None = None,
+) -> sa.ColumnElement[bool]:
+    """The SQL condition on ``article`` that holds exactly when the article matches.
+
+    ``query`` has its entities resolved (``resolve_query``). ``feed_id`` gives the id of
+    the feed a ``feed:`` term names (None: no such feed, the term matches nothing).
+    With ``article_id`` each full-text lookup is restricted to that one article, so
+    testing one article stays cheap however common the words are.
+    """
+    return _Renderer(dialect, feed_id, article_id).query(query)
+
+
+@dataclass(frozen=True)
+class _Renderer:
+    dialect: str
+    feed_id: Callable[[str], int | None]
+    article_id: int | None
+
+    def query(self, query: Query) -> sa.ColumnElement[bool]:
+        if query.is_text():
+            return self.text(query)
+        text_groups = [g for g in query.groups if all(is_text(o) for o in g)]
+        text_excluded = [o for o in query.excluded if is_text(o)]
+        conditions: list[sa.ColumnElement[bool]] = []
+        if text_groups:
+            conditions.append(self.text(Query(tuple(text_groups), tuple(text_excluded))))
+        elif text_excluded:
+            conditions.append(sa.not_(self.text(Query((tuple(text_excluded),)))))
+        conditions += [self.group(group) for group in query.groups if group not in text_groups]
+        conditions += [sa.not_(self.operand(o)) for o in query.excluded if not is_text(o)]
+        return sa.and_(*conditions)
+
+    def group(self, group: Sequence[Operand]) -> sa.ColumnElement[bool]:
+        """Any of ``group``: its words and phrases as one full-text condition."""
+        text = tuple(o for o in group if is_text(o))
+        conditions = [self.text(Query((text,)))] if text else []
+        conditions += [self.operand(o) for o in group if not is_text(o)]
+        return sa.or_(*conditions)
+
+    def operand(self, operand: Operand) -> sa.ColumnElement[bool]:
+        if isinstance(operand, Query):
+            return self.query(operand)
+        if isinstance(operand, Phrase):
+            return self.text(Query(((operand,),)))
+        if operand.name is FieldName.ENTITY:
+            return _mentions(operand.value)
+        if operand.name is FieldName.FEED:
+            feed = self.feed_id(operand.value)
+            if feed is None:
+                return sa.false()
+            return sa.and_(col(Article.feed_id).is_not(None), col(Article.feed_id) == feed)
+        return _language(operand.value)
+
+    def text(self, query: Query) -> sa.ColumnElement[bool]:
+        if self.dialect == "sqlite":
+            fts = sa.table("article_fts", sa.column("rowid", sa.Integer))
+            rowids = sa.select(fts.c.rowid).where(sa.literal_column("article_fts").op("MATCH")(query.to_fts5()))
+            if self.article_id is not None:
+                rowids = rowids.where(fts.c.rowid == self.article_id)
+            return col(Article.id).in_(rowids)
+        # As a semi-join on the id: for a common word the planner then walks the newest
+        # articles (ix_article_newest) and tests each, instead of reading every matching
+        # row; a rare word goes through the GIN index. The inner ``article`` must not be
+        # correlated with the outer one.
+        inner = sa.table("article", sa.column("id", sa.Integer))
+        matching = (
+            sa.select(inner.c.id).where(sa.literal_column(PG_DOCUMENT).op("@@")(_pg_tsquery(query))).correlate(None)
+        )
+        if self.article_id is not None:
+            matching = matching.where(inner.c.id == self.article_id)
+        return col(Article.id).in_(matching)
+
+
+def _mentions(entity: str) -> sa.ColumnElement[bool]:
+    return sa.exists().where(col(Mention.article_id) == col(Article.id), col(Mention.entity) == entity)
+
+
+def _language(code: str) -> sa.ColumnElement[bool]:
+    """``lang:en`` holds for en, EN, en-US, en_GB…; never for an article without a language."""
+    wanted = code.lower().replace("_", "-")
+    stored = sa.func.replace(sa.func.lower(col(Article.language)), "_", "-")
+    return sa.and_(col(Article.language).is_not(None), sa.or_(stored == wanted, stored.like(wanted + "-%")))
+
+
+def _highlighted(query: Query | None) -> Query | None:
+    """What snippets show in context: the query itself when it is all text, else any of
+    the words and phrases it looks for (None when it looks for none)."""
+    if query is None or query.is_text():
+        return query
+    wanted = tuple(dict.fromkeys(_looked_for(query)))
+    return Query((wanted,)) if wanted else None
+
+
+def _looked_for(query: Query) -> Iterable[Phrase]:
+    for group in query.groups:
+        for operand in group:
+            if isinstance(operand, Phrase):
+                yield operand
+            elif isinstance(operand, Query):
+                yield from _looked_for(operand)
 
 
 def _pg_tsquery(query: Query) -> sa.ColumnElement[Any]:
     return sa.func.to_tsquery(
-        sa.literal_column(f"'{PG_CONFIG}'::regconfig"), sa.bindparam("ts_query", query.to_tsquery())
+        sa.literal_column(f"'{PG_CONFIG}'::regconfig"), sa.bindparam("ts_query", query.to_tsquery(), unique=True)
     )
 
 
@@ -263,30 +390,36 @@ def clean_entity_names(names: Sequence[str]) -> list[str]:
     return [clean_name("entity", name) for name in names]
 
 
-def _feed_id(session: Session, name: str) -> int:
-    """The feed called ``name`` (case-insensitively); an unknown name is an error."""
-    wanted = clean_name("feed", name)
+def find_feed_id(session: Session, name: str) -> int | None:
+    """The feed called ``name``: exactly, else case-insensitively; None when none is.
+
+    Names are compared in Python because SQLite's lower() folds ASCII only.
+    """
     feeds = session.exec(select(Feed.id, Feed.name)).all()
     for feed_id, feed_name in feeds:
-        if feed_name == wanted:
+        if feed_name == name:
             return stored_id(feed_id)
     for feed_id, feed_name in feeds:
-        if feed_name.casefold() == wanted.casefold():
+        if feed_name.casefold() == name.casefold():
             return stored_id(feed_id)
-    raise QueryError(f"feed: no feed named {wanted!r}")
+    return None
 
 
-def _entity_names(session: Session, names: Sequence[str]) -> list[str]:
-    """The stored spelling of each wanted entity (matched case-insensitively).
+def _feed_id(session: Session, name: str, *, label: str = "feed") -> int:
+    """The feed called ``name`` (case-insensitively); an unknown name is an error."""
+    wanted = clean_name(label, name)
+    found = find_feed_id(session, wanted)
+    if found is None:
+        raise QueryError(f"{label}: no feed named {wanted!r}")
+    return found
 
-    Names are compared in Python because SQLite's lower() folds ASCII only. A name
-    never mentioned is kept as given: it simply matches nothing.
-    """
-    if not names:
+
+def _entity_names(names: EntityNames, wanted: Sequence[str]) -> list[str]:
+    """The entity each wanted name or alias is (case-insensitively); an unknown name is
+    an error with a suggestion, never a search that silently finds nothing."""
+    if not wanted:
         return []
-    wanted = clean_entity_names(names)
-    known = {name.casefold(): name for name in session.exec(select(Mention.entity).distinct()).all()}
-    return list(dict.fromkeys(known.get(name.casefold(), name) for name in wanted))
+    return list(dict.fromkeys(names.resolve(name) for name in clean_entity_names(wanted)))
 
 
 def _entities(session: Session, ids: list[int]) -> dict[int, list[str]]:

@@ -54,6 +54,8 @@ class Archive:
 
 
 # name: (title, text, published_at, fetched_at, feed, entities, duplicate of)
+# The languages are as feeds give them: any case, - or _.
+LANGUAGES = {"almaty_en": "en_US", "nazarbayev": "EN", "almaty_ru": "ru"}
 ARTICLES: dict[str, tuple] = {
     "almaty_en": (
         "Protests erupt in Almaty",
@@ -145,6 +147,7 @@ def build_archive(engine: sa.Engine) -> Archive:
                 feed_id=feeds.get(feed) if feed else None,
                 source="feed" if feed else "import",
                 content_hash=name.ljust(64, "0"),
+                language=LANGUAGES.get(name),
                 is_duplicate=dup is not None,
                 duplicate_of_seed_id=seed.id if dup == "seed" else None,
                 duplicate_of_article_id=archive.ids[dup] if dup and dup != "seed" else None,
@@ -250,7 +253,7 @@ def test_title_is_searched_too(archive: Archive) -> None:
         ({"entities": ("almaty",)}, ["almaty_ru", "almaty_en"]),  # case-insensitive
         ({"entities": ("Almaty", "CSTO")}, ["almaty_ru", "almaty_en"]),
         ({"entities": ("Nazarbayev", "CSTO")}, []),  # all of them
-        ({"entities": ("Nobody",)}, []),
+        ({"entities": ("alma-ata", "ОДКБ")}, ["almaty_ru", "almaty_en"]),  # aliases
         ({"since": t(6)}, ["nazarbayev", "almaty_ru"]),
         ({"until": t(6, 12)}, ["almaty_ru", "almaty_en", "gas"]),  # inclusive
         ({"since": t(5), "until": t(6, 11)}, ["almaty_en"]),
@@ -275,6 +278,81 @@ def test_filters(archive: Archive, filters: dict[str, object], expected: list[st
 def test_unknown_feed_is_a_query_error(archive: Archive) -> None:
     with pytest.raises(QueryError, match="no feed named 'Nowhere'"):
         archive.search(feed="Nowhere")
+
+
+def test_unknown_entity_is_a_query_error_with_a_suggestion(archive: Archive) -> None:
+    with pytest.raises(QueryError, match=r"^entity: 'Almatty' is not a tracked entity \(did you mean Almaty\?\)$"):
+        archive.search(entities=("Almatty",))
+    with pytest.raises(QueryError, match=r"'Astana' is not a tracked entity \(tracked: CSTO, Nazarbayev, Almaty\)"):
+        archive.search(entities=("Astana",))
+
+
+# ------------------------------------------------------------------------- field terms
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("entity:Almaty", ["almaty_ru", "almaty_en"]),
+        ('entity:"alma-ata"', ["almaty_ru", "almaty_en"]),
+        ("ENTITY:алматы", ["almaty_ru", "almaty_en"]),
+        ("entity:Almaty protest", ["almaty_en"]),
+        ("entity:Almaty -entity:CSTO", []),
+        ("entity:Nazarbayev OR gas", ["nazarbayev", "gas"]),
+        ("security -entity:Nazarbayev", ["almaty_en"]),
+        ('feed:"Example World"', ["nazarbayev", "almaty_en"]),
+        ('feed:"steppe daily"', ["almaty_ru"]),
+        ('prices -feed:"Example World"', ["gas"]),  # an imported article is in no feed
+        ("lang:en", ["nazarbayev", "almaty_en"]),
+        ("lang:en-us", ["almaty_en"]),
+        ("lang:EN_US", ["almaty_en"]),
+        ("lang:e", []),
+        ("lang:ru OR lang:en", ["nazarbayev", "almaty_ru", "almaty_en"]),
+        ("prices -lang:en", ["gas"]),  # an article of no known language is in none
+        ("(protest OR leaves) -(ОДКБ OR tokayev)", ["almaty_en"]),
+        ("(entity:CSTO OR gas) prices", ["almaty_en", "gas"]),
+        ("(entity:CSTO OR gas) -(prices lang:en)", ["almaty_ru", "gas"]),
+        ("-(entity:CSTO OR entity:Nazarbayev) (the OR улицы)", ["gas"]),
+        ("(security (treaty OR council)) OR (entity:CSTO lang:ru)", ["nazarbayev", "almaty_ru", "almaty_en"]),
+        ('entity:CSTO "security treaty" OR миротворцев', ["almaty_ru", "almaty_en"]),
+    ],
+)
+def test_field_terms_and_groups(archive: Archive, query: str, expected: list[str]) -> None:
+    assert archive.found(query) == expected
+
+
+def test_field_terms_keep_duplicates_out_unless_asked(archive: Archive) -> None:
+    assert archive.found("entity:Almaty", include_duplicates=True) == [
+        "copy_of_article",
+        "copy_of_seed",
+        "almaty_ru",
+        "almaty_en",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("entity:Almatty", "query: entity: 'Almatty' is not a tracked entity (did you mean Almaty?)"),
+        ("a -(b OR entity:Astana)", "query: entity: 'Astana' is not a tracked entity"),
+        ('feed:"Nowhere"', "query: feed: no feed named 'Nowhere'"),
+        ("title:Almaty", "unknown field 'title'"),
+    ],
+)
+def test_unknown_names_in_a_query_are_query_errors(archive: Archive, query: str, reason: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        archive.search(query=query)
+    assert reason in str(caught.value)
+
+
+def test_snippet_of_a_field_query(archive: Archive) -> None:
+    items = {
+        archive.names(SearchPage(items=[i], next_cursor=None))[0]: i
+        for i in archive.search(query="entity:Almaty OR protest").items
+    }
+    # The word is shown in context where it occurs; otherwise the start of the text.
+    assert "protest" in items["almaty_en"].snippet.lower()
+    assert items["almaty_ru"].snippet == ARTICLES["almaty_ru"][1]
 
 
 @pytest.mark.parametrize(
@@ -526,6 +604,8 @@ def test_cli_filters(cli, archive: Archive, args: list[str], expected: list[str]
         (["-Nazarbayev", "security"], ["almaty_en"]),
         (["--", "-Nazarbayev", "security"], ["almaty_en"]),
         (["Almaty", "OR", "Алматы"], ["almaty_ru", "almaty_en"]),
+        (["entity:Alma-Ata", "-lang:ru"], ["almaty_en"]),
+        (["--entity", "alma-ata", 'feed:"Example World"'], ["almaty_en"]),
     ],
 )
 def test_cli_query_words_need_no_quoting(cli, archive: Archive, args: list[str], expected: list[str]) -> None:
@@ -558,6 +638,11 @@ def test_cli_readable_list(cli) -> None:
         (["--limit", "many"], "--limit:"),
         (["--limit", "0"], "limit:"),
         (["--feed", "Nowhere"], "no feed named"),
+        (["--entity", "Astana"], "'Astana' is not a tracked entity"),
+        (["--entity", "almatty"], "did you mean Almaty?"),
+        (["entity:Almatty"], "did you mean Almaty?"),
+        (["feed:Example", "World"], "no feed named 'Example'"),  # unquoted, a value is one word
+        (["(Almaty", "OR", "CSTO"], "a ( is not closed"),
         (["--since", "2022-02-01", "--until", "2022-01-01"], "later than"),
     ],
 )

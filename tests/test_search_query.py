@@ -11,8 +11,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.config import DEFAULT_ENTITIES, EntityConfig
 from monitor.errors import QueryError
-from monitor.query import EARLIEST, LATEST, MAX_QUERY_LENGTH, Phrase, Query, parse_query, parse_time
+from monitor.query import (
+    EARLIEST,
+    LATEST,
+    MAX_QUERY_DEPTH,
+    MAX_QUERY_LENGTH,
+    EntityNames,
+    Field,
+    FieldName,
+    Operand,
+    Phrase,
+    Query,
+    parse_query,
+    parse_time,
+)
 from monitor.search import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 
 NOW = datetime(2022, 1, 10, 12, 30, tzinfo=UTC)
@@ -20,6 +34,10 @@ NOW = datetime(2022, 1, 10, 12, 30, tzinfo=UTC)
 
 def words(*items: str) -> Phrase:
     return Phrase(tuple(items))
+
+
+def entity(value: str) -> Field:
+    return Field(FieldName.ENTITY, value)
 
 
 @pytest.mark.parametrize(
@@ -41,10 +59,33 @@ def words(*items: str) -> Phrase:
         ("war or peace", Query(((words("war"),), (words("or"),), (words("peace"),)))),
         # Inner punctuation splits a word into a phrase, as the index tokenizers do.
         ("Alma-Ata", Query(((words("alma", "ata"),),))),
-        ("title:Almaty", Query(((words("title", "almaty"),),))),
+        ("12:30 Almaty:", Query(((words("12", "30"),), (words("almaty"),)))),
         # Backend operator characters are plain separators.
         ("Almaty* ^CSTO (gas)", Query(((words("almaty"),), (words("csto"),), (words("gas"),)))),
-        ("NEAR(a b)", Query(((words("near", "a"),), (words("b"),)))),
+        ("NEAR(a b)", Query(((words("near"),), (words("a"),), (words("b"),)))),
+        # Parentheses group; a group alone in its place is the same as no group.
+        ("(a OR b) c", Query(((words("a"), words("b")), (words("c"),)))),
+        ("a (b -c)", Query(((words("a"),), (words("b"),)), (words("c"),))),
+        ("((a))", Query(((words("a"),),))),
+        ("a OR (b c)", Query(((words("a"), Query(((words("b"),), (words("c"),)))),))),
+        ("a -(b OR c)", Query(((words("a"),),), (Query(((words("b"), words("c")),)),))),
+        ("a -(b)", Query(((words("a"),),), (words("b"),))),
+        ('(a OR "b c")-d', Query(((words("a"), words("b", "c")),), (words("d"),))),
+        # Field terms, quoted or not, excluded or OR-ed like words.
+        ("entity:Almaty", Query(((entity("Almaty"),),))),
+        ('Entity:"Alma-Ata"', Query(((entity("Alma-Ata"),),))),
+        (
+            'feed:"The Diplomat" lang:en',
+            Query(((Field(FieldName.FEED, "The Diplomat"),), (Field(FieldName.LANG, "en"),))),
+        ),
+        (
+            "entity:Almaty protest OR unrest OR troops -football",
+            Query(((entity("Almaty"),), (words("protest"), words("unrest"), words("troops"))), (words("football"),)),
+        ),
+        ("a -entity:CSTO", Query(((words("a"),),), (entity("CSTO"),))),
+        ("(entity:CSTO OR ОДКБ)", Query(((entity("CSTO"), words("одкб")),))),
+        ("lang:pt_BR", Query(((Field(FieldName.LANG, "pt_BR"),),))),
+        ("feed:Tengrinews)x(", None),
         ("a AND b NOT c", Query(tuple((words(w),) for w in ("a", "and", "b", "not", "c")))),
         ("ОДКБ   Назарбаев", Query(((words("одкб"),), (words("назарбаев"),)))),
         ("a a", Query(((words("a"),), (words("a"),)))),
@@ -52,8 +93,13 @@ def words(*items: str) -> Phrase:
         ("a - OR b", Query(((words("a"), words("b")),))),
     ],
 )
-def test_parse_query(text: str, expected: Query) -> None:
+def test_parse_query(text: str, expected: Query | None) -> None:
+    if expected is None:
+        with pytest.raises(QueryError, match="unbalanced parentheses"):
+            parse_query(text)
+        return
     assert parse_query(text) == expected
+    assert parse_query(str(expected)) == expected
 
 
 def test_rendering_to_fts5_and_tsquery() -> None:
@@ -63,6 +109,53 @@ def test_rendering_to_fts5_and_tsquery() -> None:
         "'security' <-> 'treaty' & ('almaty' | 'алматы') & !('tokayev') & !('state' <-> 'media')"
     )
     assert str(query) == '"security treaty" almaty OR алматы -tokayev -"state media"'
+
+
+def test_rendering_of_groups() -> None:
+    query = parse_query('a (b OR (c d)) -(e OR "f g")')
+    assert query.to_fts5() == '("a" AND ("b" OR ("c" AND "d"))) NOT (("e" OR "f g"))'
+    assert query.to_tsquery() == "'a' & ('b' | ('c' & 'd')) & !((('e' | 'f' <-> 'g')))"
+    assert str(query) == 'a b OR (c d) -(e OR "f g")'
+    assert query.is_text()
+    assert not parse_query("a OR entity:x").is_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Almaty", "Almaty"),
+        ("almaty", "Almaty"),
+        ("ALMA-ATA", "Almaty"),
+        ("alma ata", "Almaty"),
+        ("Алматы", "Almaty"),
+        ("одкб", "CSTO"),
+        ("collective security treaty organization", "CSTO"),
+        (" Nazarbaïev ", "Nazarbayev"),
+    ],
+)
+def test_entity_names_resolve_names_and_aliases(name: str, expected: str) -> None:
+    assert EntityNames(DEFAULT_ENTITIES).resolve(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Almatty", "'Almatty' is not a tracked entity (did you mean Almaty?)"),
+        ("Astana", "is not a tracked entity"),
+        ("", "empty name"),
+        ("a\x00b", "not a valid name"),
+    ],
+)
+def test_unknown_entity_is_an_error_with_a_suggestion(name: str, reason: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        EntityNames(DEFAULT_ENTITIES).resolve(name)
+    assert reason in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_unknown_entity_without_anything_close_lists_the_tracked_ones() -> None:
+    names = EntityNames([EntityConfig(name="Almaty"), EntityConfig(name="CSTO")])
+    with pytest.raises(QueryError, match=r"'Zzzz' is not a tracked entity \(tracked: Almaty, CSTO\)"):
+        names.resolve("Zzzz")
 
 
 MALFORMED = {
@@ -87,7 +180,32 @@ MALFORMED = {
     "": "empty",
     "   ": "empty",
     "*": "no words",
-    "* ^ ( ) : -": "no words",
+    "* ^ ( ) : -": "empty parentheses",
+    "* ^ : -": "no words",
+    "(a": "a ( is not closed",
+    "(a OR (b c)": "a ( is not closed",
+    "a)": "a ) has no ( before it",
+    ")(": "a ) has no ( before it",
+    "a () b": "empty parentheses",
+    "a ( * ) b": "empty parentheses",
+    "a (-b)": "a group of only exclusions",
+    "(-b) OR a": "a group of only exclusions",
+    "-(a b)": "only exclusions",
+    "-entity:CSTO": "only exclusions",
+    "(a) OR": "OR must stand between",
+    "(OR a)": "OR must stand between",
+    "a OR -(b)": "excluded word",
+    "(" * (MAX_QUERY_DEPTH + 1) + "a" + ")" * (MAX_QUERY_DEPTH + 1): "nested too deep",
+    "title:Almaty": "unknown field 'title': the fields are entity:, feed:, lang:",
+    "https://example.org": "unknown field 'https'",
+    "a:* | b": "unknown field 'a'",
+    "entity: Almaty": "entity: needs a value",
+    'entity:"" x': "entity: needs a value",
+    'feed:"  "': "feed: needs a value",
+    "lang:e+n": "not a language code",
+    "lang:" + "e" * 40: "not a language code",
+    'entity:"a\x01b"': "not a valid entity name",
+    "entity:" + "x" * 501: "not a valid entity name",
     "'; --": "no words",
     "\x00": "no words",
     "\ud800": "no words",
@@ -115,14 +233,13 @@ ODD_BUT_VALID = [
     "NEAR(Almaty CSTO, 5)",
     "Almaty*",
     "^Almaty",
-    "title:Almaty",
     "{title text}: Almaty",
     "(Almaty OR CSTO) -(gas)",
     "Almaty AND CSTO",
     "NOT Almaty",
     "'; DROP TABLE article; --",
     "Almaty' OR '1'='1",
-    "a:* | b & !c <-> d",
+    "a :* | b & !c <-> d",
     '"a" * "b" + c',
     "\\ Almaty \\'",
     "Almaty\x00CSTO",
@@ -136,11 +253,18 @@ ODD_BUT_VALID = [
 ]
 
 
+def phrases_of(operand: Operand) -> list[Phrase]:
+    if isinstance(operand, Phrase):
+        return [operand]
+    if isinstance(operand, Query):
+        return [p for inner in operand.operands() for p in phrases_of(inner)]
+    return []
+
+
 @pytest.mark.parametrize("text", ODD_BUT_VALID, ids=repr)
 def test_odd_input_parses_into_words_only(text: str) -> None:
     query = parse_query(text)
-    phrases = [p for group in query.groups for p in group] + list(query.excluded)
-    for phrase in phrases:
+    for phrase in phrases_of(query):
         for word in phrase.words:
             # Only letters, digits and marks reach the backends.
             assert word and all(unicodedata.category(c)[0] in "LNM" for c in word)
@@ -307,10 +431,12 @@ _TOKENS = st.one_of(
     _WORDS.map(lambda w: "-" + w),
     st.lists(_WORDS, max_size=3).map(lambda ws: '"' + " ".join(ws) + '"'),
     st.lists(_WORDS, min_size=1, max_size=3).map(lambda ws: '-"' + " ".join(ws) + '"'),
+    st.sampled_from(["(", ")", "-(", "entity:", "feed:", "lang:", "-lang:", 'feed:"']),
+    st.tuples(st.sampled_from(["entity:", "-feed:", "lang:"]), _WORDS).map("".join),
 )
 query_texts = st.one_of(
     st.lists(_TOKENS, max_size=30).map(" ".join).filter(lambda text: len(text) <= 400),
-    st.text(st.one_of(_CHARS, st.sampled_from('" -O')), max_size=400),
+    st.text(st.one_of(_CHARS, st.sampled_from('" -O()')), max_size=400),
 )
 
 
@@ -324,8 +450,9 @@ def test_any_text_parses_to_a_query_or_a_query_error(text: str) -> None:
         return
     # What the query renders to reads back as the same query.
     assert parse_query(str(query)) == query
-    query.to_fts5()
-    query.to_tsquery()
+    if query.is_text():
+        query.to_fts5()
+        query.to_tsquery()
 
 
 @settings(max_examples=200, deadline=None)

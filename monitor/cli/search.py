@@ -80,7 +80,7 @@ def search(
         limit=_limit_option(limit),
     )
     with session(app.engine) as db:
-        page = search_articles(db, filters)
+        page = search_articles(db, filters, entities=app.settings.entities)
     if as_json:
         items = [item.model_dump(mode="json") for item in page.items]
         click.echo(json.dumps(items, ensure_ascii=False, indent=2))

@@ -11,13 +11,12 @@ from monitor.api.errors import PROBLEMS
 from monitor.api.params import search_filters
 from monitor.api.queries import article_detail
 from monitor.api.schemas import ArticleDetail, ArticlePage, Problem
-from monitor.query import MAX_QUERY_LENGTH, MAX_TIME_LENGTH
+from monitor.query import MAX_NAME_LENGTH, MAX_QUERY_LENGTH, MAX_TIME_LENGTH
 from monitor.search import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
     MAX_ENTITY_FILTERS,
     MAX_LIMIT,
-    MAX_NAME_LENGTH,
     max_id,
     search_articles,
 )
@@ -80,7 +79,7 @@ def list_articles(
         limit=limit,
         cursor=cursor,
     )
-    page = search_articles(db, filters)
+    page = search_articles(db, filters, entities=services.settings.entities)
     return ArticlePage(items=page.items, next_cursor=page.next_cursor)
 
 

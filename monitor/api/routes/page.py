@@ -120,7 +120,7 @@ def search_page(request: Request, services: ServicesDep, db: SessionDep) -> Resp
             limit=PAGE_SIZE,
             cursor=form.cursor,
         )
-        page = search_articles(db, filters)
+        page = search_articles(db, filters, entities=services.settings.entities)
     except QueryError as exc:
         error, status = str(exc), 400
     except UNAVAILABLE as exc:
