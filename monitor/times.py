@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 
 def utcnow() -> datetime:
@@ -24,4 +24,16 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else iso_utc(moment)
 
 
-__all__ = ["as_utc", "iso", "iso_utc", "utcnow"]
+def shown_time(moment: datetime, zone: tzinfo = UTC) -> str:
+    """For people: ``2022-01-06 10:00 UTC``, or in ``zone`` with its name (``… 16:00 UTC+06``, ``… 11:00 CET``).
+
+    Never a bare local time: the zone is always written.
+    """
+    local = as_utc(moment).astimezone(zone)
+    label = local.tzname() or "UTC"
+    if label[0] in "+-":  # zones without an abbreviation (Asia/Almaty: "+05")
+        label = "UTC" + label
+    return local.strftime("%Y-%m-%d %H:%M ") + label
+
+
+__all__ = ["as_utc", "iso", "iso_utc", "shown_time", "utcnow"]

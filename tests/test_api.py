@@ -418,7 +418,7 @@ def test_page_escapes_what_comes_from_articles(client: TestClient) -> None:
 
 def test_page_shows_results_duplicates_and_pages(client: TestClient) -> None:
     first = client.get("/").text
-    assert '<a href="https://news.example.org/csto-almaty" rel="noopener noreferrer">' in first
+    assert '<a class="out" href="https://news.example.org/csto-almaty" rel="noopener noreferrer">' in first
     assert "World Desk" in first and "2022-01-06 10:00 UTC" in first
     assert "duplicate of" not in first
     second_url = _next_link(first)
@@ -429,7 +429,7 @@ def test_page_shows_results_duplicates_and_pages(client: TestClient) -> None:
     assert sorted(titles) == [f"Filler {i:02d}" for i in range(FILLERS)]
 
     with_copies = client.get("/", params={"q": "CSTO", "include_duplicates": "1"}).text
-    assert f"duplicate of {SEED_NAME}" in with_copies
+    assert f'duplicate of <a href="/seeds/{SEED_NAME}">{SEED_NAME}</a>' in with_copies
     assert 'name="include_duplicates" value="1" checked' in with_copies
     assert 'value="CSTO"' in with_copies
 

@@ -6,7 +6,11 @@
     GET /api/articles/{id}       one article, its text and mentions           (token)
     GET /api/feeds               feeds and their polling health               (token)
     GET /feeds/mentions.atom     Atom feed of new mentions                    (token)
+    GET /api/stats/mentions      articles mentioning each entity per UTC day  (token)
     GET /                        the search page                              (token, via login)
+    GET /articles/{id}           an article's page; /seeds/{name} a seed's    (token, via login)
+    GET /sources                 every feed's health                          (token, via login)
+    GET /mentions                a chart of mentions over time per entity     (token, via login)
 
 "(token)": only when ``api_token`` is set. See docs/api.md.
 """
@@ -30,7 +34,7 @@ from sqlalchemy.engine import Engine
 from monitor.api.deps import Services
 from monitor.api.errors import install_error_handlers, strip_validation_responses
 from monitor.api.metrics import RequestMetrics, registry_for
-from monitor.api.routes import articles, feeds, page, system
+from monitor.api.routes import article_page, articles, feeds, page, sources_page, stats, system
 from monitor.api.throttle import FailedAttempts
 from monitor.config import Settings
 from monitor.db import make_engine
@@ -107,7 +111,11 @@ def create_app(
         articles.router,
         feeds.api_router,
         feeds.atom_router,
+        stats.api_router,
         page.router,
+        article_page.router,
+        sources_page.router,
+        stats.page_router,
     ):
         app.include_router(router)
     _use_400_in_openapi(app)

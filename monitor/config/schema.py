@@ -7,9 +7,11 @@ import binascii
 import hashlib
 import math
 import re
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -369,6 +371,16 @@ class DedupSettings(_Strict):
     max_postings: int = Field(100, ge=2)
 
 
+def zone_named(name: str) -> tzinfo:
+    """The zone called ``name``; ``ValueError`` for a name the time zone database lacks."""
+    if name.strip().upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"{name!r} is not a time zone name such as UTC or Asia/Almaty") from None
+
+
 class ServeSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -430,6 +442,19 @@ class Settings(_Strict):
     ] = "INFO"
     # "text": one line per message for people; "json": one JSON object per line, for collectors.
     log_format: Literal["text", "json"] = "text"
+    # The time zone the page and the command line show times in (an IANA name such as
+    # Asia/Almaty); stored times and logs stay UTC.
+    display_timezone: str = "UTC"
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        zone_named(name)
+        return name
+
+    @property
+    def display_zone(self) -> tzinfo:
+        return zone_named(self.display_timezone)
 
     @field_validator("database_url")
     @classmethod

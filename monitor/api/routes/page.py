@@ -2,20 +2,23 @@
 
 The page queries the archive directly (not through ``/api``). When the server has an
 ``api_token`` the page asks for it once (``POST /login``) and keeps an HttpOnly,
-SameSite=Strict cookie derived from the token; a bearer header works too.
+SameSite=Strict cookie derived from the token; a bearer header works too. The other
+pages (an article, the feeds' health, mentions over time) are behind the same sign-in.
+
+Results link to the archive's own article page (``/articles/{id}``); their snippets
+have the query's terms marked (``monitor.api.display``) and do not repeat the title.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import col, select
 from starlette.datastructures import QueryParams
 
 from monitor.api.deps import (
@@ -27,10 +30,12 @@ from monitor.api.deps import (
     page_cookie_value,
     token_matches,
 )
+from monitor.api.display import Segment, article_href, highlighted, query_phrases, without_title
 from monitor.api.errors import UNAVAILABLE, unavailable_detail
 from monitor.api.params import search_filters
+from monitor.api.rendering import render
 from monitor.errors import QueryError
-from monitor.models import ArticleSummary
+from monitor.models import ArticleSummary, Feed
 from monitor.search import SearchPage, search_articles
 
 router = APIRouter(include_in_schema=False)
@@ -49,6 +54,7 @@ class SearchForm:
     entities: tuple[str, ...] = ()
     since: str = ""
     until: str = ""
+    feed: str = ""
     include_duplicates: bool = False
     cursor: str = ""
 
@@ -59,6 +65,7 @@ class SearchForm:
             entities=tuple(dict.fromkeys(e for e in params.getlist("entity") if e.strip())),
             since=params.get("since", ""),
             until=params.get("until", ""),
+            feed=params.get("feed", ""),
             include_duplicates=params.get("include_duplicates", "").lower() in _TRUE,
             cursor=params.get("cursor", ""),
         )
@@ -68,7 +75,7 @@ class SearchForm:
         values = {**self.__dict__, **changes}
         pairs: list[tuple[str, str]] = [("q", values["q"])] if values["q"] else []
         pairs += [("entity", e) for e in values["entities"]]
-        pairs += [(k, values[k]) for k in ("since", "until") if values[k]]
+        pairs += [(k, values[k]) for k in ("since", "until", "feed") if values[k]]
         if values["include_duplicates"]:
             pairs.append(("include_duplicates", "1"))
         if values["cursor"]:
@@ -76,27 +83,44 @@ class SearchForm:
         return "/?" + urlencode(pairs) if pairs else "/"
 
 
-def article_href(url: str) -> str | None:
-    """A link only to web pages: never ``javascript:`` or ``data:`` from a hostile feed."""
-    return url if urlsplit(url).scheme.lower() in ("http", "https") else None
+@dataclass(frozen=True)
+class Result:
+    """A search result as the page shows it: the item, its title and snippet in runs."""
+
+    item: ArticleSummary
+    title: list[Segment]
+    snippet: list[Segment]
+    original: str | None  # the page of the original of a duplicate
+    site: str | None  # the host of the article's own page, when it is a web page
 
 
-def shown_time(item: ArticleSummary) -> str:
-    moment: datetime = item.published_at or item.fetched_at
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+def original_href(duplicate_of: str | None) -> str | None:
+    """The page of a duplicate's original: ``article:<id>`` or a seed's file name."""
+    if not duplicate_of:
+        return None
+    kind, _, rest = duplicate_of.partition(":")
+    if kind == "article" and rest.isdigit():
+        return f"/articles/{rest}"
+    if kind == "seed" and rest.isdigit():
+        return None  # a seed row without a name: nothing to link
+    return "/seeds/" + quote(duplicate_of, safe="")
 
 
-def _render(request: Request, services: Services, name: str, context: dict[str, Any], status: int) -> HTMLResponse:
-    nonce = secrets.token_urlsafe(16)
-    response = services.templates.TemplateResponse(request, name, {**context, "nonce": nonce}, status_code=status)
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+def _result(item: ArticleSummary, phrases: list[tuple[str, ...]]) -> Result:
+    snippet = without_title(item.snippet, item.title)
+    href = article_href(item.url)
+    return Result(
+        item=item,
+        title=highlighted(item.title or item.url, phrases),
+        snippet=highlighted(snippet, phrases) if snippet.strip() else [],
+        original=original_href(item.duplicate_of),
+        site=urlsplit(href).hostname if href else None,
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+
+
+def _feed_choices(db: SessionDep, chosen: str) -> list[str]:
+    names = list(db.exec(select(Feed.name).order_by(col(Feed.name))).all())
+    return names if not chosen or chosen in names else [*names, chosen]
 
 
 def _entity_choices(configured: Sequence[str], chosen: Sequence[str]) -> list[str]:
@@ -106,16 +130,19 @@ def _entity_choices(configured: Sequence[str], chosen: Sequence[str]) -> list[st
 @router.get("/", response_class=HTMLResponse)
 def search_page(request: Request, services: ServicesDep, db: SessionDep) -> Response:
     if not page_allowed(request, services.settings):
-        return _render(request, services, "login.html", {"error": None}, 401)
+        return render(request, services, "login.html", {"error": None}, 401)
     form = SearchForm.from_query(request.query_params)
     page, error, status = SearchPage(items=[], next_cursor=None), None, 200
+    feeds: list[str] = [form.feed] if form.feed else []
     try:
+        feeds = _feed_choices(db, form.feed)
         filters = search_filters(
             now=services.clock(),
             q=form.q,
             entities=form.entities,
             since=form.since,
             until=form.until,
+            feed=form.feed,
             include_duplicates=form.include_duplicates,
             limit=PAGE_SIZE,
             cursor=form.cursor,
@@ -125,18 +152,19 @@ def search_page(request: Request, services: ServicesDep, db: SessionDep) -> Resp
         error, status = str(exc), 400
     except UNAVAILABLE as exc:
         error, status = unavailable_detail(request, exc), 503
+    phrases = query_phrases(form.q)
     context = {
         "form": form,
         "entities": _entity_choices([e.name for e in services.settings.entities], form.entities),
-        "items": page.items,
+        "feeds": feeds,
+        "results": [_result(item, phrases) for item in page.items],
+        # Set by search when it can tell without counting every match.
+        "approximate_total": getattr(page, "approximate_total", None),
         "next_url": form.url(cursor=page.next_cursor) if page.next_cursor else None,
         "first_url": form.url(cursor="") if form.cursor else None,
         "error": error,
-        "article_href": article_href,
-        "shown_time": shown_time,
-        "protected": services.settings.api_token is not None,
     }
-    return _render(request, services, "search.html", context, status)
+    return render(request, services, "search.html", context, status)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -162,7 +190,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
     fields = dict(parse_qsl(body.decode("utf-8", "replace")))
     if not token_matches(fields.get("token", "").strip(), expected):
         failures.failed(client)
-        return _render(request, services, "login.html", {"error": "wrong token"}, 401)
+        return render(request, services, "login.html", {"error": "wrong token"}, 401)
     failures.succeeded(client)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
@@ -178,7 +206,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
 
 def _too_many_tries(request: Request, services: Services, wait: int) -> Response:
     error = f"too many wrong tokens from this address; try again in {wait} s"
-    response = _render(request, services, "login.html", {"error": error}, 429)
+    response = render(request, services, "login.html", {"error": error}, 429)
     response.headers["Retry-After"] = str(wait)
     return response
 
