@@ -59,14 +59,18 @@ def search(
     QUERY matches words anywhere in the title or text (all of them); "quoted
     words" match a phrase; OR between two words or phrases matches either (OR
     binds tighter than the space); -word or -"a phrase" leaves out articles with
-    it. Case and accents do not matter, English words match their other forms
-    (protest, protests). Without QUERY every article passing the filters is
-    listed. Duplicates (republished copies) are left out unless asked for.
+    it; (parentheses) group, and a group can be excluded: -(a OR b). Field
+    terms: entity:NAME (a tracked entity, by name or alias), feed:NAME
+    (feed:"The Diplomat") and lang:CODE (lang:en also matches en-US). Case and
+    accents do not matter, English words match their other forms (protest,
+    protests). Without QUERY every article passing the filters is listed.
+    Duplicates (republished copies) are left out unless asked for.
 
     \b
     Examples:
       monitor search Almaty
       monitor search '"security treaty" CSTO OR ОДКБ -Tokayev' --since 7d
+      monitor search 'entity:Alma-Ata (protest OR unrest) -football lang:en'
       monitor search --entity Nazarbayev --since 2022-01-01 --until 2022-01-31 --json
     """
     now = datetime.now(UTC)

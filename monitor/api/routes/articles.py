@@ -39,7 +39,10 @@ def list_articles(
     db: SessionDep,
     q: Annotated[
         str | None,
-        Query(description='Full text: words, "phrases", OR, -exclusion', max_length=MAX_QUERY_LENGTH),
+        Query(
+            description='Words, "phrases", OR, -exclusion, (groups), entity:NAME, feed:NAME, lang:CODE',
+            max_length=MAX_QUERY_LENGTH,
+        ),
     ] = None,
     entity: Annotated[
         list[str] | None,
