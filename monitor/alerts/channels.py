@@ -1,11 +1,12 @@
 """What a channel is to the outbox: its routing, its digest window, how it fails.
 
-A channel is one configured destination (``EmailSettings`` or ``WebhookSettings``);
-its ``key`` ("email", "webhook:<name or url>") names it in the outbox and must stay
-stable across restarts. Senders raise ``DeliveryError`` and nothing else: every
-third-party failure (smtplib, ssl, httpx, sockets) is classified once, in the sender,
-into a ``DeliveryFailure``: transient (try again later), permanent (the message will
-never be taken) or gone (HTTP 410: the channel is disabled). A send runs inside an
+A channel is one configured destination (``EmailSettings``, ``WebhookSettings`` or
+``AppriseSettings``); its ``key`` ("email", "webhook:<name or url>", "apprise:<name>")
+names it in the outbox and must stay stable across restarts. Senders raise
+``DeliveryError`` and nothing else: every third-party failure (smtplib, ssl, httpx,
+sockets, Apprise) is classified once, in the sender, into a ``DeliveryFailure``:
+transient (try again later), permanent (the message will never be taken) or gone
+(HTTP 410: the channel is disabled). A send runs inside an
 ``Exchange`` bounded by the channel's ``timeout``; one cut short by its ``Stop`` raises
 ``Cancelled`` instead (the message stays as it was in the outbox).
 """
@@ -20,10 +21,10 @@ from typing import Protocol
 
 from monitor.alerts.exchange import Stop
 from monitor.alerts.payloads import Message
-from monitor.config import EmailSettings, WebhookSettings
+from monitor.config import AppriseSettings, EmailSettings, WebhookSettings
 from monitor.errors import DeliveryError
 
-ChannelSettings = EmailSettings | WebhookSettings
+ChannelSettings = EmailSettings | WebhookSettings | AppriseSettings
 
 
 __all__ = ["ChannelSettings", "DeliveryError", "Sender", "digest_window_end", "new_message_id", "wants"]

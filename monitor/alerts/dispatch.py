@@ -68,7 +68,7 @@ from monitor.alerts.payloads import (
     sample_message,
 )
 from monitor.alerts.webhook import WebhookSender
-from monitor.config import AlertSettings, EmailSettings, Settings
+from monitor.config import AlertSettings, AppriseSettings, EmailSettings, Settings
 from monitor.db import session as open_session
 from monitor.models import Alert, Article, Feed, Mention
 from monitor.outcomes import AlertStatus, DeliveryFailure
@@ -147,6 +147,11 @@ def build_senders(settings: Settings, keys: Collection[str] | None = None) -> di
             continue
         if isinstance(channel, EmailSettings):
             senders[channel.key] = EmailSender(channel)
+        elif isinstance(channel, AppriseSettings):
+            # Imported here: Apprise loads its plugins, which a setup without it never needs.
+            from monitor.alerts.apprise import AppriseSender
+
+            senders[channel.key] = AppriseSender(channel)
         else:
             senders[channel.key] = WebhookSender(channel, user_agent=settings.poll.user_agent)
     return senders

@@ -38,7 +38,7 @@ MAX_INTEGER = 2**31 - 1
     show_default=True,
     help="Only alerts with this status.",
 )
-@click.option("--channel", help="Only this channel (e.g. email, webhook:ops).")
+@click.option("--channel", help="Only this channel (e.g. email, webhook:ops, apprise:team).")
 @click.option("--limit", type=int, default=50, show_default=True, help="How many alerts to list (from 1).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: channels and alerts.")
 @click.pass_context
@@ -108,7 +108,7 @@ def _redacted(row: dict[str, Any]) -> dict[str, Any]:
 
 def _print_channels(channels: list[dict[str, Any]]) -> None:
     if not channels:
-        echo("no alert channels configured (alerts.email, alerts.webhooks)")
+        echo("no alert channels configured (alerts.email, alerts.webhooks, alerts.apprise)")
         return
     echo("Channels:")
     for row in channels:
@@ -178,7 +178,7 @@ def test(app: App, as_json: bool) -> None:
       monitor alerts test
     """
     if not app.settings.alerts.channels:
-        raise ConfigError("alerts: no channel configured (alerts.email, alerts.webhooks)")
+        raise ConfigError("alerts: no channel configured (alerts.email, alerts.webhooks, alerts.apprise)")
     results = send_test(app.settings)
     for result in results:
         if as_json:

@@ -314,6 +314,41 @@ def unnamed_webhook_key(url: str) -> str:
     return f"webhook:{parts.hostname or ''}{f':{port}' if port else ''}-{digest}"
 
 
+class AppriseSettings(_Channel):
+    """Any number of Apprise URLs (``tgram://…``, ``slack://…``, ``ntfy://…``), one channel."""
+
+    name: str = Field(min_length=1, max_length=200)
+    urls: list[str] = Field(min_length=1)
+    timeout: Duration = 30.0
+
+    @field_validator("urls")
+    @classmethod
+    def _apprise_urls(cls, urls: list[str]) -> list[str]:
+        for number, url in enumerate(urls, 1):
+            if "${" in url:
+                continue  # a variable left unset: checked when there is something to send
+            if not apprise_url_usable(url):
+                # Never the URL itself: it carries the service's token.
+                scheme = url.partition("://")[0] if "://" in url else ""
+                what = f"{scheme}://…" if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme) else "it"
+                raise ValueError(
+                    f"URL {number} ({what}) is not one Apprise can use: check it against its service's page "
+                    "on the Apprise wiki"
+                )
+        return urls
+
+    @property
+    def key(self) -> str:
+        return f"apprise:{self.name}"
+
+
+def apprise_url_usable(url: str) -> bool:
+    """Whether Apprise knows the service of ``url`` and can read its parts."""
+    import apprise  # only a configuration with Apprise channels needs it
+
+    return apprise.Apprise.instantiate(url) is not None
+
+
 def _mail_address(value: str) -> str:
     # A header-safe single address: CR/LF would let a config value inject headers.
     value = value.strip()
@@ -325,6 +360,7 @@ def _mail_address(value: str) -> str:
 class AlertSettings(_Strict):
     email: EmailSettings | None = None
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    apprise: list[AppriseSettings] = Field(default_factory=list)
     # Base URL of the web page, used for links in alerts (``monitor serve``).
     public_url: str | None = None
     # Give up retrying a transient failure after this long.
@@ -344,12 +380,16 @@ class AlertSettings(_Strict):
         doubled = sorted({k for k in keys if keys.count(k) > 1})
         if doubled:
             raise ValueError(f"webhooks: two webhooks are both {doubled[0]!r}: give them names")
+        names = [a.name for a in self.apprise]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"apprise: two channels are both named {doubled[0]!r}")
         return self
 
     @property
-    def channels(self) -> list[EmailSettings | WebhookSettings]:
-        """Every configured channel, e-mail first."""
-        return ([self.email] if self.email else []) + list(self.webhooks)
+    def channels(self) -> list[EmailSettings | WebhookSettings | AppriseSettings]:
+        """Every configured channel: e-mail, webhooks, then Apprise channels."""
+        return [*([self.email] if self.email else []), *self.webhooks, *self.apprise]
 
 
 class DedupSettings(_Strict):
