@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from monitor.config import FeedConfig, PollSettings, Settings
+from monitor.config import PollSettings, Settings
 from monitor.db import session
 from monitor.errors import FeedSourceError
 from monitor.models import Article, Feed
@@ -84,7 +84,7 @@ def test_adding_twice_is_refused_and_names_are_made_unique(engine: sa.Engine, wi
     assert caught.value.problem == "conflict"
     add(engine, with_a, NewFeed(url=C, title=None))
     assert set(rows(engine)) == {"A", "A (2)", "c.example"}
-    with pytest.raises(FeedSourceError, match="already named 'c.example'"):
+    with pytest.raises(FeedSourceError, match=r"already named 'c\.example'"):
         add(engine, with_a, NewFeed(url="https://d.example/rss", name="c.example"))
 
 
@@ -93,7 +93,9 @@ def test_the_file_takes_over_an_added_feed_of_its_url_and_renames_one_of_its_nam
 ) -> None:
     add(engine, with_a, NewFeed(url=B, name="Bee"))
     add(engine, with_a, NewFeed(url=C, name="Sea"))
-    newer = make_settings(feeds=[{"name": "A", "url": A}, {"name": "B file", "url": B}, {"name": "Sea", "url": A + "2"}])
+    newer = make_settings(
+        feeds=[{"name": "A", "url": A}, {"name": "B file", "url": B}, {"name": "Sea", "url": A + "2"}]
+    )
     sync_feeds(engine, newer.feeds, now=NOW)
     feeds = rows(engine)
     assert (feeds["B file"].origin, feeds["B file"].url) == ("config", B)

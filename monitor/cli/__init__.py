@@ -264,7 +264,7 @@ COMMANDS = {
     ),
     "search": Lazy("monitor.cli.search:search", "List archived articles matching QUERY, newest first."),
     "serve": Lazy("monitor.cli.serve:serve", "Serve the HTTP API, the Atom feed of mentions and the search page."),
-    "status": Lazy("monitor.cli.feeds:feeds", _FEEDS_SUMMARY),
+    "status": Lazy("monitor.cli.feeds:status", _FEEDS_SUMMARY),
 }
 
 

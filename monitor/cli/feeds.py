@@ -16,7 +16,8 @@ import click
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 
-from monitor.cli import App, command, echo, main
+from monitor.cli import App, app_for, command, config_option, echo, main
+from monitor.cli.sources import SUBCOMMANDS
 from monitor.config import Settings, load_settings
 from monitor.db import describe_database, session
 from monitor.models import Feed
@@ -94,7 +95,8 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
 
 def _count_active(engine: sa.Engine) -> int:
     with session(engine) as db:
-        return db.exec(select(func.count()).select_from(Feed).where(col(Feed.active).is_(True))).one()
+        polled = col(Feed.active).is_(True), col(Feed.paused).is_(False)
+        return db.exec(select(func.count()).select_from(Feed).where(*polled)).one()
 
 
 def _summary(report: CycleReport) -> str:
@@ -180,17 +182,55 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-@command(main, "feeds")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.option("--all", "include_inactive", is_flag=True, help="Include feeds removed from the configuration.")
-def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+_all_option = click.option("--all", "include_inactive", is_flag=True, help="Include removed feeds.")
+
+
+@main.group("feeds", invoke_without_command=True)
+@config_option
+@_json_option
+@_all_option
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool, include_inactive: bool) -> None:
     """Show every feed's health: status, last success, errors, next poll, articles.
+
+    ORIGIN says where a feed comes from: `config` (the configuration file, which is
+    changed there) or `added` (at run time, by the commands below, the API or an
+    OPML import).
 
     \b
     Example:
       monitor feeds
       monitor status --json | jq '.[] | select(.status == "error")'
+      monitor feeds add https://www.example.org/       # finds the site's feed
+      monitor feeds pause "Example World"
+      monitor feeds import subscriptions.opml
+      monitor feeds export > subscriptions.opml
     """
+    if ctx.invoked_subcommand is None:
+        _list_feeds(app_for(ctx), as_json, include_inactive)
+
+
+for _subcommand in SUBCOMMANDS:
+    feeds.add_command(_subcommand)
+
+
+@command(main, "status")
+@_json_option
+@_all_option
+def status(app: App, as_json: bool, include_inactive: bool) -> None:
+    """Show every feed's health: status, last success, errors, next poll, articles.
+
+    The same as `monitor feeds`.
+
+    \b
+    Example:
+      monitor status --json | jq '.[] | select(.status == "error")'
+    """
+    _list_feeds(app, as_json, include_inactive)
+
+
+def _list_feeds(app: App, as_json: bool, include_inactive: bool) -> None:
     from monitor.health import feed_health
 
     with session(app.engine) as db:
@@ -200,22 +240,24 @@ def feeds(app: App, as_json: bool, include_inactive: bool) -> None:
         return
     echo(f"database: {describe_database(app.settings.database_url)}")
     if not health:
-        echo("no feeds: add some under `feeds:` in the configuration")
+        echo("no feeds: `monitor feeds add URL`, or add some under `feeds:` in the configuration")
         return
     now = utcnow()
     width = min(max(len(f["name"]) for f in health), 40)
-    echo(f"{'FEED':<{width}}  {'STATUS':<8} {'LAST SUCCESS':<13} {'ERRORS':>6}  {'NEXT POLL':<10} {'ARTICLES':>8}")
+    echo(
+        f"{'FEED':<{width}}  {'STATUS':<8} {'ORIGIN':<6} {'LAST SUCCESS':<13} {'ERRORS':>6}  "
+        f"{'NEXT POLL':<10} {'ARTICLES':>8}"
+    )
     for f in health:
-        status = f["status"] if f["active"] else "inactive"
+        state = "paused" if f["paused"] else f["status"] if f["active"] else "inactive"
         next_poll = _ago(f.get("next_poll_at"), now) if f.get("next_poll_at") else "-"
         echo(
-            f"{f['name'][:width]:<{width}}  {status:<8} {_ago(f.get('last_success_at'), now):<13} "
+            f"{f['name'][:width]:<{width}}  {state:<8} {f['origin']:<6} {_ago(f.get('last_success_at'), now):<13} "
             f"{f['error_count']:>6}  {next_poll:<10} {f['articles_stored']:>8}"
         )
+        if f["tags"]:
+            echo(f"{'':<{width}}  └ tags: {', '.join(f['tags'])}")
         if f.get("error_kind"):
             echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")
         if f.get("entries_waiting"):
             echo(f"{'':<{width}}  └ {f['entries_waiting']} new entries waiting for the next poll")
-
-
-main.add_command(feeds, "status")

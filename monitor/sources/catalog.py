@@ -71,19 +71,8 @@ def add_feed(db: Session, settings: Settings, new: NewFeed, *, now: datetime | N
     """Store ``new`` as a feed added at run time, due at once; refuse a feed that exists."""
     now = now or utcnow()
     url = _checked_url(new.url)
-    urls = [url, *(u for u in new.aliases if u != url)]
-    configured = _configured(settings)
-    for candidate in urls:
-        if candidate in configured:
-            raise FeedSourceError(
-                f"{candidate} is in the configuration file as feed {configured[candidate]!r}", problem=CONFLICT
-            )
-    rows = db.exec(select(Feed).where(col(Feed.url).in_(urls))).all()
-    reused = next((r for r in rows if not r.active), None)
-    for row in rows:
-        if row.active:
-            where = "in the configuration file" if row.origin == FeedOrigin.CONFIG else "already added"
-            raise FeedSourceError(f"{row.url} is {where} as feed {row.name!r}", problem=CONFLICT)
+    rows = refuse_known(db, settings, [url, *(u for u in new.aliases if u != url)])
+    reused = next(iter(rows), None)
     name = _name_for(db, settings, new, keep=reused)
     feed = reused or Feed(name=name, url=url)
     feed.name, feed.url, feed.active, feed.paused = name, url, True, False
@@ -96,6 +85,25 @@ def add_feed(db: Session, settings: Settings, new: NewFeed, *, now: datetime | N
     _commit(db, f"{url} or the name {name!r} was just taken by another feed")
     db.refresh(feed)
     return feed
+
+
+def refuse_known(db: Session, settings: Settings, urls: Sequence[str]) -> list[Feed]:
+    """Raise when one of ``urls`` is a configured or active feed; the removed feeds at them.
+
+    Called before a URL is fetched, too: a known feed is refused without a request.
+    """
+    configured = _configured(settings)
+    for candidate in urls:
+        if candidate in configured:
+            raise FeedSourceError(
+                f"{candidate} is in the configuration file as feed {configured[candidate]!r}", problem=CONFLICT
+            )
+    rows = db.exec(select(Feed).where(col(Feed.url).in_(list(urls)))).all()
+    for row in rows:
+        if row.active:
+            where = "in the configuration file" if row.origin == FeedOrigin.CONFIG else "already added"
+            raise FeedSourceError(f"{row.url} is {where} as feed {row.name!r}", problem=CONFLICT)
+    return list(rows)
 
 
 def remove_feed(db: Session, settings: Settings, key: str) -> tuple[str, int]:
@@ -269,6 +277,7 @@ __all__ = [
     "add_feed",
     "find_feed",
     "import_feeds",
+    "refuse_known",
     "remove_feed",
     "set_paused",
     "update_feed",
