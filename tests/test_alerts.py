@@ -23,6 +23,7 @@ from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert, AlertChannel, Article, Mention
 from monitor.pipeline.ingest import Archive, Candidate
+from monitor.rules import routes, rules_of
 from tests.support.archive import STORY, add_article
 from tests.support.servers import SMTPSink, WebhookReceiver
 from tests.support.waiting import wait_for
@@ -102,15 +103,22 @@ def test_new_article_alerts_once_per_channel_duplicates_and_repolls_never(
         "title": "Summit",
         "feed": None,
         "published_at": None,
+        "language": None,
+        "archive_url": f"https://monitor.example.org/articles/{first.article_id}",
     }
+    # The implicit rules: one per mentioned entity.
+    assert body["data"]["rules"] == ["CSTO", "Almaty"]
     assert [(m["entity"], m["text"]) for m in body["data"]["mentions"]] == [
         ("CSTO", "CSTO"),
         ("Almaty", "Almaty"),
     ]
-    assert all(set(m) == {"entity", "text", "snippet"} for m in body["data"]["mentions"])
+    assert all(set(m) == {"entity", "text", "snippet", "highlight"} for m in body["data"]["mentions"])
+    for mention in body["data"]["mentions"]:
+        marked = mention["highlight"]
+        assert mention["snippet"][marked["start"] : marked["end"]] == mention["text"]
     mail = smtp.messages[0]
     assert mail["Subject"] == "[monitor] Almaty, CSTO: Summit"
-    assert f"/api/articles/{first.article_id}" in mail.get_body(("plain",)).get_content()
+    assert f"https://monitor.example.org/articles/{first.article_id}" in mail.get_body(("plain",)).get_content()
 
     # Re-polling the same article and further rounds send nothing more.
     with session(engine) as db:
@@ -460,7 +468,8 @@ def test_digest_sends_one_message_per_window(
     body = call.payload
     assert body["type"] == "mention.digest" and body["data"]["count"] == 3
     assert [item["article"]["id"] for item in body["data"]["items"]] == ids
-    assert set(body["data"]["items"][0]) == {"article", "mentions"}
+    assert set(body["data"]["items"][0]) == {"article", "rules", "mentions"}
+    assert body["data"]["items"][0]["rules"] == ["CSTO"]
     (mail,) = smtp.messages
     assert mail["Subject"] == "[monitor] 3 new articles mentioning CSTO"
     html = mail.get_body(("html",)).get_content()
@@ -492,10 +501,11 @@ def test_hostile_article_content_arrives_escaped(
                 text="<i>CSTO</i>",
                 start=0,
                 end=5,
-                snippet='</li><img src=x onerror="alert(2)"> & more',
+                snippet='</li><img src=x onerror="alert(2)"> <i>CSTO</i> & more',
             )
         )
-        enqueue_alerts(db, article=article, entities=["CSTO"], settings=settings)
+        fired = [rule for rule in rules_of(settings) if rule.name == "CSTO"]
+        enqueue_alerts(db, article=article, entities=["CSTO"], routes=routes(fired), settings=settings)
         db.commit()
     assert deliver(engine, settings).sent == 2
 
@@ -507,7 +517,7 @@ def test_hostile_article_content_arrives_escaped(
         assert raw not in html
     assert "javascript:alert(document.cookie)" in html  # shown, not linked
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt; &amp; more" in html
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt; <mark>&lt;i&gt;CSTO&lt;/i&gt;</mark> &amp; more" in html
     text = mail.get_body(("plain",)).get_content()
     assert "\r" not in text.replace("\r\n", "\n")
     # The webhook carries the data as it is: JSON escaping is the receiver's safety.

@@ -90,7 +90,7 @@ def test_a_new_article_reaches_every_apprise_target(
     report = deliver(engine, settings)
     assert (report.sent, report.messages, report.errors) == (3, 3, [])
     assert [a.status for a in alerts_of(engine)] == ["sent"] * 3
-    archive_link = f"https://monitor.example.org/api/articles/{stored.article_id}"
+    archive_link = f"https://monitor.example.org/articles/{stored.article_id}"
 
     (as_json,) = receiver.delivered("/json")
     sent = as_json.json()
@@ -133,7 +133,7 @@ def test_a_receiver_that_is_down_keeps_the_alert_queued_until_it_is_back(
     report = deliver(engine, settings, now=now)
     assert (report.sent, report.messages, report.failed) == (2, 2, 0)
     messages = [post.json()["message"] for post in receiver.posts]
-    assert len(messages) == 2 and f"/api/articles/{first})" in messages[0] and f"/api/articles/{second})" in messages[1]
+    assert len(messages) == 2 and f"/articles/{first})" in messages[0] and f"/articles/{second})" in messages[1]
     assert [a.status for a in alerts_of(engine)] == ["sent", "sent"]
 
 
@@ -257,7 +257,7 @@ def test_markdown_escapes_markup_and_links_only_http() -> None:
     assert markdown_link("ftp://x.example/", "label") == "label"
     body = markdown_body(sample_message(message_id="msg_1", now=NOW, public_url="https://m.example.org"))
     assert body.startswith("**[Test alert from the news monitor](https://m.example.org/)**\n")
-    assert "[in the archive](https://m.example.org/api/articles/0)" in body
+    assert "[in the archive](https://m.example.org/articles/0)" in body
 
 
 # ---------------------------------------------------------------------- configuration

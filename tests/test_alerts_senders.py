@@ -260,7 +260,7 @@ def test_email_shape() -> None:
     assert mail["Subject"] == "[monitor] Test: Test alert from the news monitor"
     assert mail.get_content_type() == "multipart/alternative"
     html = mail.get_body(("html",)).get_content()
-    assert 'href="https://m.example.org/api/articles/0"' in html
+    assert 'href="https://m.example.org/articles/0"' in html
     assert render(message("msg_77"), config)["Message-ID"] == mail["Message-ID"]
 
 

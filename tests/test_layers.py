@@ -3,7 +3,7 @@
 outcomes, times, text, redact      vocabulary
 errors, headers                    errors and HTTP hints
 config, db, models                 settings and storage
-query, search, percolate, health, alerts  reading the archive; which rules an article fires; the alert outbox and senders
+query, search, percolate, health, alerts, rules  reading the archive; which rules an article fires; the rules, outbox and senders
 pipeline                           the data path (stores articles and their alerts)
 seeds, scheduling, sources         what drives the pipeline; where feeds come from
 api, cli                           what users touch
@@ -21,7 +21,7 @@ LAYERS = [
     {"outcomes", "times", "text", "redact"},
     {"errors", "headers"},
     {"config", "db", "models"},
-    {"query", "search", "percolate", "health", "alerts"},
+    {"query", "search", "percolate", "health", "alerts", "rules"},
     {"pipeline"},
     {"seeds", "scheduling", "sources"},
     {"api", "cli"},

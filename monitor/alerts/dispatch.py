@@ -45,7 +45,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from monitor.alerts.channels import (
     ChannelSettings,
@@ -56,21 +56,12 @@ from monitor.alerts.channels import (
 from monitor.alerts.claims import ChannelHold, hold_channel, process_lock
 from monitor.alerts.email import EmailSender
 from monitor.alerts.exchange import Cancelled, Stop
-from monitor.alerts.outbox import ensure_channels
-from monitor.alerts.payloads import (
-    CREATED,
-    DIGEST,
-    ArticleAlert,
-    ArticleRef,
-    MentionRef,
-    Message,
-    distinct_mentions,
-    sample_message,
-)
+from monitor.alerts.outbox import ensure_channels, load_message
+from monitor.alerts.payloads import CREATED, DIGEST, Message, sample_message
 from monitor.alerts.webhook import WebhookSender
-from monitor.config import AlertSettings, AppriseSettings, EmailSettings, Settings
+from monitor.config import AlertSettings, AppriseSettings, EmailSettings, Settings, require_secrets
 from monitor.db import session as open_session
-from monitor.models import Alert, Article, Feed, Mention
+from monitor.models import Alert
 from monitor.outcomes import AlertStatus, DeliveryFailure
 from monitor.times import utcnow
 
@@ -141,6 +132,8 @@ class RetryPolicy:
 
 
 def build_senders(settings: Settings, keys: Collection[str] | None = None) -> dict[str, Sender]:
+    """A sender per channel (of ``keys``); ``ConfigError`` if one lacks a variable it needs."""
+    require_secrets(settings, keys)
     senders: dict[str, Sender] = {}
     for channel in settings.alerts.channels:
         if keys is not None and channel.key not in keys:
@@ -325,20 +318,23 @@ class _Round:
                 .where(Alert.channel == channel.key, Alert.status == AlertStatus.PENDING)
                 .order_by(col(Alert.id))
             )
-            head = session.exec(pending.limit(1)).first()
+            # An alert waiting for its digest window (a rule's) holds up no other.
+            waiting = sa.and_(
+                col(Alert.message_id).is_(None),
+                col(Alert.message_type) == DIGEST,
+                col(Alert.next_attempt_at) > self.now,
+            )
+            head = session.exec(pending.where(sa.not_(waiting)).limit(1)).first()
             if head is None or head.next_attempt_at > self.now:
                 return None
+            digest = bool(channel.digest) or head.message_type == DIGEST
             if head.message_id is not None:
                 members = list(session.exec(pending.where(Alert.message_id == head.message_id)))
-            elif channel.digest:
-                members = list(
-                    session.exec(
-                        pending.where(
-                            col(Alert.message_id).is_(None),
-                            col(Alert.next_attempt_at) <= self.now,
-                        ).limit(MAX_DIGEST_ITEMS)
-                    )
-                )
+            elif digest:
+                gathered = pending.where(col(Alert.message_id).is_(None), col(Alert.next_attempt_at) <= self.now)
+                if not channel.digest:  # a rule's digest: its window's alerts, not the others
+                    gathered = gathered.where(col(Alert.message_type) == DIGEST)
+                members = list(session.exec(gathered.limit(MAX_DIGEST_ITEMS)))
             else:
                 members = [head]
             if head.message_id is None:
@@ -346,7 +342,7 @@ class _Round:
                 message_id = new_message_id()
                 for alert in members:
                     alert.message_id = message_id
-                    alert.message_type = DIGEST if channel.digest else CREATED
+                    alert.message_type = DIGEST if digest else CREATED
                     session.add(alert)
                 session.commit()
             return _Batch(
@@ -427,56 +423,6 @@ class _Round:
                 .values(**values)
             )
             session.commit()
-
-
-# ------------------------------------------------------------------------- messages
-
-
-def load_message(session: Session, alerts: Sequence[Alert], *, settings: Settings) -> Message | None:
-    """The message carrying ``alerts`` (one, or a digest), read from the archive."""
-    article_ids = [a.article_id for a in alerts]
-    articles = {a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))}
-    feed_ids = {a.feed_id for a in articles.values() if a.feed_id is not None}
-    feeds = dict(session.exec(select(Feed.id, Feed.name).where(col(Feed.id).in_(feed_ids))).all()) if feed_ids else {}
-    mentions: dict[int, list[MentionRef]] = {}
-    rows = session.exec(
-        select(Mention)
-        .where(col(Mention.article_id).in_(article_ids))
-        .order_by(col(Mention.article_id), col(Mention.start))
-    )
-    for row in rows:
-        mentions.setdefault(row.article_id, []).append(
-            MentionRef(entity=row.entity, text=row.text, snippet=row.snippet)
-        )
-    public = settings.alerts.public_url
-    items = []
-    for alert in alerts:
-        article = articles.get(alert.article_id)
-        if article is None or article.id is None:
-            continue
-        ref = ArticleRef(
-            id=article.id,
-            url=article.url,
-            title=article.title,
-            feed=feeds.get(article.feed_id) if article.feed_id else None,
-            published_at=article.published_at,
-            archive_url=f"{public}/api/articles/{article.id}" if public else None,
-            original_url=(
-                f"{public}/api/articles/{article.duplicate_of_article_id}"
-                if public and article.duplicate_of_article_id
-                else None
-            ),
-        )
-        items.append(ArticleAlert(ref, distinct_mentions(mentions.get(article.id, []))))
-    if not items:
-        return None
-    first = alerts[0]
-    return Message(
-        message_id=first.message_id or new_message_id(),
-        type=first.message_type or CREATED,
-        timestamp=max(a.created_at for a in alerts),
-        items=tuple(items),
-    )
 
 
 # ------------------------------------------------------------------- channel checks

@@ -1,7 +1,10 @@
 """E-mail alerts over SMTP: plain, STARTTLS or implicit TLS, with optional login.
 
-One message per alert (or per digest): a subject naming the entities and the title,
-a text part and an HTML part. Everything that comes from an article is untrusted: it
+One message per alert (or per digest): a subject naming the rules that fired, the
+entities and the title, a text part and an HTML part that say what a reader needs to
+act without clicking: the rules, feed, publication time (UTC), language, each mention
+with its context and the match marked (``<mark>`` in HTML, ``**…**`` in text), the
+article's link and its page in the archive. Everything that comes from an article is untrusted: it
 is HTML-escaped in the HTML part, stripped of control characters everywhere, flattened
 to one line in headers (no header injection through a title), and only http(s) URLs
 become links. ``Message-ID`` is derived from the message id, so a re-sent alert is
@@ -21,16 +24,16 @@ import re
 import smtplib
 import socket
 import ssl
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
 
 from monitor.alerts.channels import DeliveryError
 from monitor.alerts.exchange import Exchange, Stop
-from monitor.alerts.payloads import ArticleAlert, Message
+from monitor.alerts.payloads import ArticleAlert, MentionRef, Message
 from monitor.config import EmailSettings
 from monitor.outcomes import DeliveryFailure
-from monitor.times import iso
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_SUBJECT_TITLE = 150
@@ -53,14 +56,29 @@ def _safe_url(url: str | None) -> str | None:
     return url if re.match(r"^https?://", url, re.IGNORECASE) else None
 
 
+def _rules_named(message: Message) -> str:
+    """The rules, unless they only repeat the entities (the implicit rules)."""
+    rules = message.rules
+    if not rules or {r.casefold() for r in rules} <= {e.casefold() for e in message.entities}:
+        return ""
+    return ", ".join(one_line(r) for r in rules)
+
+
 def subject(message: Message, prefix: str) -> str:
     entities = ", ".join(one_line(e) for e in message.entities)
+    rules = _rules_named(message)
     if message.is_digest:
         count = len(message.items)
         noun = "article" if count == 1 else "articles"
-        return one_line(f"{prefix} {count} new {noun} mentioning {entities}")
+        fired = f" for {rules}" if rules else ""
+        return one_line(f"{prefix} {count} new {noun}{fired} mentioning {entities}")
     title = one_line(message.items[0].article.title, limit=MAX_SUBJECT_TITLE) or "(untitled)"
-    return one_line(f"{prefix} {entities}: {title}")
+    return one_line(f"{prefix} {rules + ' · ' if rules else ''}{entities}: {title}")
+
+
+def published(moment: datetime | None) -> str:
+    """A publication time for people: UTC, and saying so."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown"
 
 
 # ------------------------------------------------------------------------- text part
@@ -69,10 +87,13 @@ def subject(message: Message, prefix: str) -> str:
 def _text_item(item: ArticleAlert) -> list[str]:
     article = item.article
     lines = [one_line(article.title) or "(untitled)"]
+    if item.rules:
+        lines.append(f"Rules: {', '.join(one_line(r) for r in item.rules)}")
     if article.feed:
         lines.append(f"Feed: {one_line(article.feed)}")
-    if article.published_at:
-        lines.append(f"Published: {iso(article.published_at)}")
+    lines.append(f"Published: {published(article.published_at)}")
+    if article.language:
+        lines.append(f"Language: {one_line(article.language)}")
     lines.append(f"Article: {one_line(article.url)}")
     if article.archive_url:
         lines.append(f"In the archive: {article.archive_url}")
@@ -80,10 +101,15 @@ def _text_item(item: ArticleAlert) -> list[str]:
         lines.append(f"Original: {article.original_url}")
     lines.append("Mentions:")
     lines.extend(
-        f'  - {one_line(mention.entity)} ("{one_line(mention.text)}"): {one_line(mention.snippet)}'
+        f'  - {one_line(mention.entity)} ("{one_line(mention.text)}"): {_marked_text(mention)}'
         for mention in item.mentions
     )
     return lines
+
+
+def _marked_text(mention: MentionRef) -> str:
+    before, match, after = (_clean(part) for part in mention.parts())
+    return one_line(f"{before}**{match}**{after}" if match else before)
 
 
 def text_body(message: Message) -> str:
@@ -112,23 +138,32 @@ def _html_item(item: ArticleAlert) -> str:
     article = item.article
     title = one_line(article.title) or "(untitled)"
     meta = [one_line(article.feed)] if article.feed else []
-    if article.published_at:
-        meta.append(iso(article.published_at) or "")
+    meta.append(published(article.published_at))
+    if article.language:
+        meta.append(one_line(article.language))
     links = [_link(article.url, one_line(article.url))]
     if article.archive_url:
         links.append(_link(article.archive_url, "in the archive"))
     if article.original_url:
         links.append(_link(article.original_url, "original"))
     mentions = "".join(
-        f"<li><strong>{_e(m.entity)}</strong> “{_e(one_line(m.text))}”: {_e(one_line(m.snippet))}</li>"
-        for m in item.mentions
+        f"<li><strong>{_e(m.entity)}</strong> “{_e(one_line(m.text))}”: {_marked_html(m)}</li>" for m in item.mentions
     )
+    rules = f"<p>Rules: {_e(', '.join(item.rules))}</p>\n" if item.rules else ""
     return (
         f"<h2>{_link(article.url, title)}</h2>\n"
+        f"{rules}"
         f"<p>{' · '.join(_e(m) for m in meta)}</p>\n"
         f"<p>{' · '.join(links)}</p>\n"
         f"<ul>{mentions}</ul>\n"
     )
+
+
+def _marked_html(mention: MentionRef) -> str:
+    before, match, after = mention.parts()
+    if not match:
+        return _e(one_line(before))
+    return f"{_e(before)}<mark>{_e(match)}</mark>{_e(after)}"
 
 
 def html_body(message: Message) -> str:

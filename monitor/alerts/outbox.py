@@ -1,5 +1,9 @@
 """The outbox: alert rows written in the same transaction as their article.
 
+``enqueue_alerts`` writes one alert per channel that a rule the article fired goes to
+(``monitor.rules.routes``), naming those rules; ``load_message`` reads alerts back as
+the message that carries them.
+
 Because the alert is stored with the article, a crash can lose neither: either both
 are committed or neither is, and the dispatcher (``monitor.alerts.dispatch``) sends
 whatever is pending. The unique (article, channel) pair means nothing can alert twice
@@ -11,21 +15,34 @@ Statuses (``AlertStatus``): ``pending`` (to send: due at ``next_attempt_at``), `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from monitor.alerts.channels import digest_window_end, wants
+from monitor.alerts.channels import digest_window_end, new_message_id
+from monitor.alerts.payloads import (
+    CREATED,
+    DIGEST,
+    ArticleAlert,
+    ArticleRef,
+    MentionRef,
+    Message,
+    distinct_mentions,
+    find_in_snippet,
+)
 from monitor.config import Settings
-from monitor.models import Alert, AlertChannel, Article
+from monitor.models import Alert, AlertChannel, Article, Feed, Mention
 from monitor.outcomes import AlertStatus
 from monitor.times import iso, utcnow
+
+if TYPE_CHECKING:
+    from monitor.rules import Rule
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in AlertStatus)
 
@@ -35,13 +52,17 @@ def enqueue_alerts(
     *,
     article: Article,
     entities: Sequence[str],
+    routes: Mapping[str, Sequence[Rule]],
     settings: Settings,
     now: datetime | None = None,
 ) -> list[Alert]:
-    """Add one pending alert per channel that wants ``article``; does not commit.
+    """Add one pending alert per channel of ``routes`` (channel key → the rules fired
+    for it); does not commit.
 
     ``article`` must be flushed (its id set) and new; ``entities`` are the distinct
-    entities it mentions. A digest channel's alert is due when its window ends.
+    entities it mentions. An alert is due at the earliest of its rules' times: the end
+    of the rule's digest window, else of the channel's, else now. One due at the end
+    of a window is a digest's: it goes out with the others of its window.
     """
     assert article.id is not None, "flush the article before enqueueing its alerts"
     now = now or utcnow()
@@ -49,20 +70,27 @@ def enqueue_alerts(
     existing = set(session.exec(select(Alert.channel).where(Alert.article_id == article.id)).all())
     alerts = []
     for channel in settings.alerts.channels:
-        if channel.key in existing or not wants(channel, names):
+        rules = routes.get(channel.key)
+        if not rules or channel.key in existing:
             continue
-        due = digest_window_end(now, channel.digest) if channel.digest else now
+        due = min(_due(now, rule.digest or channel.digest) for rule in rules)
         alert = Alert(
             article_id=article.id,
             channel=channel.key,
             entities=names,
+            rules=[rule.name for rule in rules],
             next_attempt_at=due,
+            message_type=DIGEST if due > now else None,
             created_at=now,
             queued_at=now,
         )
         session.add(alert)
         alerts.append(alert)
     return alerts
+
+
+def _due(now: datetime, digest: float | None) -> datetime:
+    return digest_window_end(now, digest) if digest else now
 
 
 def ensure_channels(session: Session, *, keys: Sequence[str]) -> None:
@@ -86,6 +114,7 @@ class AlertView:
     title: str | None
     url: str
     entities: list[str]
+    rules: list[str]
     attempts: int
     created_at: datetime
     next_attempt_at: datetime | None
@@ -102,6 +131,7 @@ class AlertView:
             "title": self.title,
             "url": self.url,
             "entities": self.entities,
+            "rules": self.rules,
             "attempts": self.attempts,
             "created_at": iso(self.created_at),
             "next_attempt_at": iso(self.next_attempt_at),
@@ -137,6 +167,7 @@ def list_alerts(
             title=title,
             url=url,
             entities=list(alert.entities or []),
+            rules=list(alert.rules or []),
             attempts=alert.attempts,
             created_at=alert.created_at,
             next_attempt_at=alert.next_attempt_at if alert.status == AlertStatus.PENDING else None,
@@ -190,3 +221,58 @@ def enable_channels(session: Session, *, channel: str | None = None) -> list[str
         state.disabled_reason = None
         session.add(state)
     return [state.key for state in states]
+
+
+# ------------------------------------------------------------------------- messages
+
+
+def load_message(session: Session, alerts: Sequence[Alert], *, settings: Settings) -> Message | None:
+    """The message carrying ``alerts`` (one, or a digest), read from the archive."""
+    article_ids = [a.article_id for a in alerts]
+    articles = {a.id: a for a in session.exec(select(Article).where(col(Article.id).in_(article_ids)))}
+    feed_ids = {a.feed_id for a in articles.values() if a.feed_id is not None}
+    feeds = dict(session.exec(select(Feed.id, Feed.name).where(col(Feed.id).in_(feed_ids))).all()) if feed_ids else {}
+    mentions: dict[int, list[MentionRef]] = {}
+    rows = session.exec(
+        select(Mention)
+        .where(col(Mention.article_id).in_(article_ids))
+        .order_by(col(Mention.article_id), col(Mention.start))
+    )
+    for row in rows:
+        mentions.setdefault(row.article_id, []).append(
+            MentionRef(
+                entity=row.entity,
+                text=row.text,
+                snippet=row.snippet,
+                highlight=find_in_snippet(row.snippet, row.text, row.start),
+            )
+        )
+    public = settings.alerts.public_url
+    items = []
+    for alert in alerts:
+        article = articles.get(alert.article_id)
+        if article is None or article.id is None:
+            continue
+        original = article.duplicate_of_article_id
+        ref = ArticleRef(
+            id=article.id,
+            url=article.url,
+            title=article.title,
+            feed=feeds.get(article.feed_id) if article.feed_id else None,
+            published_at=article.published_at,
+            language=article.language,
+            archive_url=f"{public}/articles/{article.id}" if public else None,
+            original_url=f"{public}/articles/{original}" if public and original else None,
+        )
+        # Alerts queued before rules were stored had one per mentioned entity.
+        rules = tuple(alert.rules if alert.rules is not None else alert.entities or ())
+        items.append(ArticleAlert(ref, distinct_mentions(mentions.get(article.id, [])), rules=rules))
+    if not items:
+        return None
+    first = alerts[0]
+    return Message(
+        message_id=first.message_id or new_message_id(),
+        type=first.message_type or CREATED,
+        timestamp=max(a.created_at for a in alerts),
+        items=tuple(items),
+    )

@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 
 from monitor.api.mention_stats import EntitySeries
 
-WIDTH = 720
-HEIGHT = 200
-LEFT = 44  # room for the y labels
+WIDTH = 480
+HEIGHT = 170
+LEFT = 36  # room for the y labels
 RIGHT = 8
 TOP = 12
 BOTTOM = 28  # room for the dates

@@ -11,6 +11,7 @@ import click
 import sqlalchemy as sa
 
 from monitor.cli import App, command, echo, main
+from monitor.config import require_secrets
 from monitor.db import describe_database, init_lock, schema_revision, session, upgrade_schema
 from monitor.errors import DatabaseError, InputError, MonitorError
 from monitor.pipeline.extract import Extracted, read_file
@@ -53,7 +54,7 @@ def init(app: App, wait: float) -> None:
     engine = app.raw_engine()
     if wait:
         _wait_for_database(engine, wait)
-    archive = Archive(app.settings)
+    archive = Archive(app.settings, alerting=False)  # the seeds' index only
     # Monitors started together on one database each run this: one at a time.
     with init_lock(engine):
         before = schema_revision(engine)
@@ -85,7 +86,19 @@ def _files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _analysis_json(path: Path, extracted: Extracted, analysis: Analysis) -> dict[str, Any]:
+def _candidate(path: Path, extracted: Extracted) -> Candidate:
+    return Candidate(
+        url=path.resolve().as_uri(),
+        text=extracted.text,
+        title=extracted.title,
+        author=extracted.author,
+        language=extracted.language,
+        published_at=extracted.published_at,
+        source="import",
+    )
+
+
+def _analysis_json(path: Path, extracted: Extracted, analysis: Analysis, rules: list[str]) -> dict[str, Any]:
     verdict = analysis.verdict
     return {
         "path": str(path),
@@ -104,6 +117,7 @@ def _analysis_json(path: Path, extracted: Extracted, analysis: Analysis) -> dict
             }
             for m in analysis.mentions
         ],
+        "rules": rules,
     }
 
 
@@ -118,6 +132,9 @@ def _report_failure(path: Path, exc: MonitorError, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, one per file.")
 def analyze(app: App, paths: tuple[str, ...], as_json: bool) -> None:
     """Extract, dedup and match local .txt/.html files without storing anything.
+
+    Each file is also tried against the alert rules, as storing it would: "rules"
+    names those it would fire (none for a duplicate).
 
     \b
     Example:
@@ -134,7 +151,9 @@ def analyze(app: App, paths: tuple[str, ...], as_json: bool) -> None:
                 failed += 1
                 _report_failure(path, exc, as_json)
                 continue
-            result = _analysis_json(path, extracted, archive.analyze(db, extracted.text))
+            analysis = archive.analyze(db, extracted.text)
+            fired = archive.rules_for(db, _candidate(path, extracted), analysis)
+            result = _analysis_json(path, extracted, analysis, fired)
             if as_json:
                 click.echo(json.dumps(result, ensure_ascii=False))
             else:
@@ -152,22 +171,34 @@ def _print_analysis(result: dict[str, Any]) -> None:
         echo("  duplicate:  no, the text is new")
     entities = sorted({m["entity"] for m in result["mentions"]})
     echo(f"  mentions:   {len(result['mentions'])} ({', '.join(entities) or 'none'})")
+    echo(f"  rules:      {', '.join(result['rules']) or 'none would fire'}")
 
 
 @command(main, "import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, one per file.")
-def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--alerts",
+    "with_alerts",
+    is_flag=True,
+    help="Alert as for polled articles (rules, channels) and deliver before exiting.",
+)
+def import_files(app: App, paths: tuple[str, ...], as_json: bool, with_alerts: bool) -> None:
     """Store local .txt/.html files as archived articles (backfills).
 
     Each file goes through the same dedup and entity matching as polled articles; a
-    file imported twice is stored once.
+    file imported twice is stored once. Nothing alerts unless --alerts: then new
+    articles fire the rules as polled ones do, and the alerts due are delivered
+    before the command ends (those of a digest wait for its window and the daemon).
 
     \b
     Example:
       monitor import ~/clippings/*.html
+      monitor import --alerts ~/clippings/today/
     """
-    archive = Archive(app.settings)
+    if with_alerts:
+        require_secrets(app.settings)
+    archive = Archive(app.settings, alerting=with_alerts)
     counts = {"stored": 0, "duplicates": 0, "already": 0, "failed": 0}
     with session(app.engine) as db:
         for path in _files(paths):
@@ -177,16 +208,7 @@ def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
                 counts["failed"] += 1
                 _report_failure(path, exc, as_json)
                 continue
-            candidate = Candidate(
-                url=path.resolve().as_uri(),
-                text=extracted.text,
-                title=extracted.title,
-                author=extracted.author,
-                language=extracted.language,
-                published_at=extracted.published_at,
-                source="import",
-            )
-            result = archive.store(db, candidate)
+            result = archive.store(db, _candidate(path, extracted))
             if result.rejected is not None:
                 counts["failed"] += 1
                 _report_failure(path, InputError(f"{path}: not stored, {result.rejected}"), as_json)
@@ -205,6 +227,7 @@ def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
                     "duplicate_of": result.duplicate_of,
                     "similarity": round(result.similarity, 4),
                     "entities": list(result.entities),
+                    "rules": list(result.rules),
                 }
                 click.echo(json.dumps(line, ensure_ascii=False))
     if not as_json:
@@ -212,5 +235,13 @@ def import_files(app: App, paths: tuple[str, ...], as_json: bool) -> None:
             f"{counts['stored']} new, {counts['duplicates']} duplicate(s), "
             f"{counts['already']} already stored, {counts['failed']} failed"
         )
+    if with_alerts:
+        from monitor.alerts.dispatch import deliver_due
+
+        delivery = deliver_due(app.engine, app.settings)
+        if as_json:
+            click.echo(json.dumps({"delivery": delivery.as_dict()}, ensure_ascii=False))
+        else:
+            echo(delivery.summary())
     if counts["failed"]:
         raise InputError(f"{counts['failed']} file(s) could not be imported")

@@ -18,7 +18,7 @@ from sqlmodel import col, func, select
 
 from monitor.cli import App, app_for, command, config_option, echo, main
 from monitor.cli.sources import SUBCOMMANDS
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, load_settings, require_secrets
 from monitor.db import describe_database, session
 from monitor.models import Feed
 from monitor.times import utcnow
@@ -28,6 +28,16 @@ if TYPE_CHECKING:
     from monitor.scheduling.report import CycleReport
 
 # ------------------------------------------------------------------------------ poll
+
+
+def sending(settings: Settings) -> Settings:
+    """``settings``, checked for a command that stores and sends: every channel's
+    variables set, every rule's query valid; ``ConfigError`` (one line) otherwise."""
+    from monitor.rules import Rulebook
+
+    require_secrets(settings)
+    Rulebook.from_settings(settings)
+    return settings
 
 
 @command(main, "poll")
@@ -48,7 +58,7 @@ def poll(app: App, as_json: bool, due: bool) -> None:
     from monitor.alerts.dispatch import deliver_due
     from monitor.scheduling.sync import sync_feeds
 
-    settings, engine = app.settings, app.engine
+    settings, engine = sending(app.settings), app.engine
     sync_feeds(engine, settings.feeds)
     report = asyncio.run(_poll(settings, engine, due_only=due, progress=not as_json or sys.stderr.isatty()))
     delivery = deliver_due(engine, settings)
@@ -151,10 +161,12 @@ def run(app: App, with_api: bool, host: str | None, port: int | None) -> None:
     """
     from monitor.scheduling.daemon import run_daemon
 
-    settings, engine = app.settings, app.engine
+    settings, engine = sending(app.settings), app.engine
 
     def daemon(stop: asyncio.Event | None = None) -> Coroutine[Any, Any, None]:
-        return run_daemon(settings, engine, reload=lambda: load_settings(app.config_path, os.environ), stop=stop)
+        return run_daemon(
+            settings, engine, reload=lambda: sending(load_settings(app.config_path, os.environ)), stop=stop
+        )
 
     if not (with_api or settings.serve.with_daemon):
         asyncio.run(daemon())

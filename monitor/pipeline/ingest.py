@@ -1,10 +1,13 @@
 """Dedup, match and store one article: the part every way in (poll, import) shares.
 
-``Archive`` holds what is built once per process — the entity automaton and the dedup
-index — and stores each article in one transaction with its mentions, its
-fingerprints (only when it is new) and its outbox alerts (only when it is new and
-mentions a tracked entity). A URL that is already stored is never stored again, even
-when two workers race for it: the unique URL decides and the loser gets the winner's row.
+``Archive`` holds what is built once per process — the entity automaton, the dedup
+index and the rules (``monitor.rules``) — and stores each article in one transaction
+with its mentions, its fingerprints (only when it is new) and its outbox alerts (only
+when it is new and fires a rule: the rules are evaluated on the flushed article, in
+that same transaction, so an article fires a rule exactly when search with the rule's
+query lists it). An ``Archive`` built with ``alerting=False`` (backfills) stores without
+rules or alerts. A URL that is already stored is never stored again, even when two
+workers race for it: the unique URL decides and the loser gets the winner's row.
 
 The storage boundary: whatever a feed or a file carries, a ``Candidate`` holds only what
 both engines store. Control characters (C0 but tab, newline and carriage return; C1),
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +38,7 @@ from monitor.config import Settings
 from monitor.models import Article, Mention, table_of
 from monitor.pipeline.dedup import DedupIndex, Shingled, Verdict, shingle
 from monitor.pipeline.match import EntityMatcher, Match
+from monitor.rules import Rulebook, routes
 from monitor.text import storable_text
 from monitor.times import as_utc, utcnow
 
@@ -165,6 +170,7 @@ class StoreResult:
     similarity: float = 0.0
     entities: tuple[str, ...] = field(default_factory=tuple)
     alerts: int = 0
+    rules: tuple[str, ...] = ()  # the rules it fired
     # Why the entry's own data could not be stored (the database refused it, or no text
     # was left once cleaned); the caller skips the entry and says so.
     rejected: str | None = None
@@ -173,10 +179,32 @@ class StoreResult:
 class Archive:
     """The archive's write path, configured once from the settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, alerting: bool = True) -> None:
+        """``ConfigError`` naming the rule when a rule's query is bad (``alerting`` only)."""
         self.settings = settings
         self.matcher = EntityMatcher(settings.entities)
         self.index = DedupIndex(settings.dedup)
+        self.rulebook = Rulebook.from_settings(settings) if alerting else None
+
+    def rules_for(self, session: Session, candidate: Candidate, analysis: Analysis) -> list[str]:
+        """The rules ``candidate`` would fire if it were stored now; writes nothing.
+
+        Stored exactly as ``store`` stores it, evaluated, and rolled back with the
+        session's transaction. A duplicate fires none, as it alerts nobody.
+        """
+        if self.rulebook is None or analysis.verdict.is_duplicate or not candidate.text.strip():
+            return []
+        shingled = shingle(candidate.text)
+        article = self._article(candidate, f"urn:monitor:analyze:{uuid.uuid4().hex}", analysis.verdict, shingled.digest)
+        try:
+            session.add(article)
+            session.flush()
+            assert article.id is not None
+            session.add_all(_mentions(article.id, analysis.mentions))
+            session.flush()
+            return [rule.name for rule in self.rulebook.fired(session, article.id)]
+        finally:
+            session.rollback()
 
     def analyze(self, session: Session, text: str, shingled: Shingled | None = None) -> Analysis:
         """Dedup verdict and mentions of ``text`` against the archive; writes nothing."""
@@ -234,11 +262,19 @@ class Archive:
         session.flush()
         assert article.id is not None
         session.add_all(_mentions(article.id, analysis.mentions))
-        alerts = 0
+        alerts, fired = 0, []
         if not analysis.verdict.is_duplicate:
             self.index.add(session, shingled, article_id=article.id)
-            if analysis.mentions:
-                queued = enqueue_alerts(session, article=article, entities=analysis.entities, settings=self.settings)
+            if self.rulebook is not None:
+                session.flush()
+                fired = self.rulebook.fired(session, article.id)
+                queued = enqueue_alerts(
+                    session,
+                    article=article,
+                    entities=analysis.entities,
+                    routes=routes(fired),
+                    settings=self.settings,
+                )
                 alerts = len(queued)
         session.commit()
         duplicate_of = analysis.verdict.duplicate_of
@@ -249,6 +285,7 @@ class Archive:
             similarity=analysis.verdict.similarity,
             entities=analysis.entities,
             alerts=alerts,
+            rules=tuple(rule.name for rule in fired),
         )
 
     @staticmethod

@@ -56,6 +56,8 @@ def changes(old: Settings, new: Settings) -> list[str]:
     """What a reload changes, in words; the feeds' changes are told by their sync."""
     said = _keyed_changes("alert channels", old.alerts.channels, new.alerts.channels, key=lambda c: c.key)
     said += _keyed_changes("entities", old.entities, new.entities, key=lambda e: e.name)
+    if new.rules != old.rules:
+        said.append("alert rules changed")
     channels = {"email", "webhooks", "apprise"}
     if new.alerts.model_dump(exclude=channels) != old.alerts.model_dump(exclude=channels):
         said.append("alert settings changed")

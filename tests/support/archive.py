@@ -10,6 +10,7 @@ from monitor.alerts import enqueue_alerts
 from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Article, Mention
+from monitor.rules import routes, rules_of
 
 STORY = " ".join(
     f"Paragraph {i}: ministers of the member states discussed the treaty, trade and "
@@ -27,7 +28,13 @@ def add_article(
     mentions: tuple[tuple[str, str], ...] = (("CSTO", "ОДКБ"),),
     now: datetime | None = None,
 ) -> int:
-    """Store a new article with its mentions and alerts as ingest does, in one transaction."""
+    """Store a new article with its mentions and alerts as ingest does, in one transaction.
+
+    The alerts are those of the implicit rules (one per entity): give settings without
+    ``rules:``.
+    """
+    assert settings.rules is None, "add_article alerts for the implicit rules only"
+    entities = sorted({e for e, _ in mentions})
     with session(engine) as db:
         article = Article(url=url, title=title, text=STORY, content_hash=url[-64:])
         db.add(article)
@@ -44,6 +51,7 @@ def add_article(
                     snippet=f"… {text} met in the capital …",
                 )
             )
-        enqueue_alerts(db, article=article, entities=sorted({e for e, _ in mentions}), settings=settings, now=now)
+        fired = [rule for rule in rules_of(settings) if rule.name in entities]
+        enqueue_alerts(db, article=article, entities=entities, routes=routes(fired), settings=settings, now=now)
         db.commit()
         return article.id
