@@ -53,6 +53,24 @@ class FeedHealth(BaseModel):
         return self.model_dump(mode="json")
 
 
+# Extraction health: over a feed's last ``EXTRACTION_WINDOW`` articles, the share whose
+# page gave no text (``Article.extraction_note``; an entry without a link is no failure).
+# At least ``BROKEN_SHARE`` of at least ``EXTRACTION_SAMPLE`` articles flags the feed;
+# the flag stays until the share is below ``RECOVERED_SHARE`` (no flapping on one page).
+EXTRACTION_WINDOW = 20
+EXTRACTION_SAMPLE = 5
+BROKEN_SHARE = 0.5
+RECOVERED_SHARE = 0.25
+
+
+def extraction_broken(failed: int, sample: int, *, was_broken: bool) -> bool:
+    """Whether a feed's extraction counts as broken, ``failed`` of its last ``sample`` articles."""
+    if sample < EXTRACTION_SAMPLE:
+        return was_broken
+    share = failed / sample
+    return share >= RECOVERED_SHARE if was_broken else share >= BROKEN_SHARE
+
+
 def feed_health(
     session: Session,
     settings: Settings | None = None,

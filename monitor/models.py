@@ -99,6 +99,15 @@ class Feed(SQLModel, table=True):
     entries_seen: int = Field(default=0)  # entries in the last parsed document
     entries_waiting: int = Field(default=0)  # new entries left for the next poll (poll.max_new_entries)
     articles_stored: int = Field(default=0)
+    # Adaptive polling (``scheduling.pace``): the moving average of the time between two
+    # entries, the newest entry's date, and the interval the last poll planned with.
+    pace_gap: float | None = None  # seconds
+    last_entry_at: datetime | None = _time()
+    current_interval: float | None = None  # seconds
+    # Extraction health: share of the recent articles whose page gave no text (the feed's
+    # own content stood in), and since when that share says extraction is broken.
+    extraction_failure_rate: float | None = None
+    extraction_broken_at: datetime | None = _time()
     # A worker's claim on the feed while it polls it (scale-out on PostgreSQL).
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = _time()

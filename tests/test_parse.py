@@ -235,10 +235,6 @@ def test_a_truncated_feed_is_a_parse_error() -> None:
     [
         ("page.html", "text/html", "not a feed (an HTML page)"),
         ("page.html", None, "not a feed (an HTML page)"),
-        ("sitemap.xml", "application/xml", "not a feed (a sitemap)"),
-        ("sitemap-index.xml", None, "not a feed (a sitemap)"),
-        ("sitemap.xml.gz", None, "not a feed (binary data)"),
-        ("sitemap.xml.gz", "application/gzip", "not a feed (application/gzip)"),
         ("pixel.png", "image/png", "not a feed (image/png)"),
         ("subscriptions.opml", "text/x-opml", "not a feed (text/x-opml)"),
         ("subscriptions.opml", None, "not a feed (document <opml>)"),
@@ -741,14 +737,17 @@ def test_feed_with_leading_blank_line_is_read_with_a_warning() -> None:
 
 @needs_corpus("feeds")
 @pytest.mark.parametrize(
-    "name",
-    ["trafilatura__sitemap.xml", "trafilatura__sitemap2.xml", "trafilatura__sitemap-hreflang.xml",
-     "trafilatura__sitemap.xml.gz"],
+    ("name", "kind", "count"),
+    [("trafilatura__sitemap.xml", "sitemap", 84), ("trafilatura__sitemap2.xml", "sitemapindex", 0),
+     ("trafilatura__sitemap-hreflang.xml", "sitemap", 4), ("trafilatura__sitemap.xml.gz", "sitemap", 84)],
 )  # fmt: skip
-def test_sitemaps_are_not_feeds(name: str) -> None:
-    with pytest.raises(FetchError) as caught:
-        real(name, "application/xml")
-    assert caught.value.kind == "not_a_feed"
+def test_real_sitemaps_are_read_as_sources(name: str, kind: str, count: int) -> None:
+    document = real(name, "application/xml")
+    assert (document.format, len(document.entries)) == (kind, count)
+    assert all(e.url and e.url.startswith("http") for e in document.entries)
+    if kind == "sitemapindex":
+        # Newest first by lastmod (2005 before 2004).
+        assert document.sitemaps == ("http://www.example.com/sitemap2.xml.gz", "http://www.example.com/sitemap1.xml.gz")
 
 
 @needs_corpus("feeds")

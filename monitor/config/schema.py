@@ -92,6 +92,19 @@ class PollSettings(_Strict):
     feed_deadline: Duration = 240.0
     # The most one page's extraction may take; its process is killed and replaced after.
     extract_timeout: Duration = 20.0
+    # Bounds of the adaptive interval of a feed without its own ``interval``: polled
+    # about as often as it publishes, never more often than min, never less than max.
+    min_interval: Duration = 300.0
+    max_interval: Duration = 21600.0
+    # Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY. Off: a variable set for other programs
+    # (or by an attacker with a foot in the environment) would see every URL polled.
+    trust_env: bool = False
+
+    @model_validator(mode="after")
+    def _interval_bounds(self) -> PollSettings:
+        if self.min_interval > self.max_interval:
+            raise ValueError("min_interval is longer than max_interval")
+        return self
 
 
 class FeedConfig(_Strict):
@@ -100,6 +113,15 @@ class FeedConfig(_Strict):
     interval: Duration | None = None
     # Labels of the feed (OPML categories on export); blanks and repeats dropped.
     tags: list[str] = Field(default_factory=list)
+    # False: store the feed's own content as the text, never fetch the pages.
+    extract: bool = True
+    # CSS selector of the main text, for a site where the extractor picks the wrong block.
+    selector: str | None = Field(default=None, min_length=1, max_length=1000)
+    # Extra request headers, for the feed and its pages.
+    headers: dict[str, str] = Field(default_factory=dict)
+    user_agent: str | None = Field(default=None, min_length=1, max_length=500)
+    # An HTTP proxy for this feed and its pages: http://[user:password@]host:port
+    proxy: str | None = None
 
     @field_validator("tags")
     @classmethod
@@ -112,6 +134,42 @@ class FeedConfig(_Strict):
         if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
             raise ValueError(f"{url!r} is not an http(s) URL")
         return url
+
+    @model_validator(mode="after")
+    def _css_selector(self) -> FeedConfig:
+        if self.selector is not None:
+            try:
+                selector_xpath(self.selector)
+            except ValueError as exc:
+                raise ValueError(f"feed {self.name!r}: selector {exc}") from None
+        return self
+
+    @field_validator("headers")
+    @classmethod
+    def _header_fields(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise ValueError(f"{name!r} is not a header name")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"the value of the header {name} has a line break")
+        return headers
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, proxy: str | None) -> str | None:
+        if proxy is not None and not re.match(r"^https?://[^/\s]+", proxy, re.IGNORECASE):
+            raise ValueError("a proxy is an http(s) URL such as http://proxy.example:3128")
+        return proxy
+
+
+def selector_xpath(selector: str) -> str:
+    """The XPath of a CSS selector (cssselect); ``ValueError`` naming what is wrong with it."""
+    from cssselect import GenericTranslator, SelectorError  # only feeds with a selector need it
+
+    try:
+        return GenericTranslator().css_to_xpath(selector)
+    except SelectorError as exc:
+        raise ValueError(f"{selector!r} is not a CSS selector ({exc})") from None
 
 
 MAX_TAG_LENGTH = 100
@@ -248,7 +306,6 @@ class EmailSettings(_Channel):
     @classmethod
     def _recipient_addresses(cls, recipients: list[str], info: ValidationInfo) -> list[str]:
         return [r if holds_unset_variable(r, info) else _mail_address(r) for r in recipients]
-
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> EmailSettings:

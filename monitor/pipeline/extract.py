@@ -22,6 +22,7 @@ from lxml.html import HtmlElement
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from monitor.config.schema import selector_xpath
 from monitor.errors import InputError
 from monitor.text import plain_text, xml_safe, xml_safe_bytes
 
@@ -105,8 +106,14 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = False) -> Extracted | None:
-    """The page's main text (None when it has none) and what metadata was asked for."""
+def extract_html(
+    html: str | bytes, *, url: str | None = None, metadata: bool = False, selector: str | None = None
+) -> Extracted | None:
+    """The page's main text (None when it has none) and what metadata was asked for.
+
+    With a CSS ``selector`` the text is that of the elements it selects (the feed's own
+    choice where the extractor picks the wrong block), None when it selects none.
+    """
     # A reference to a control character (``&#1;``) becomes one in the tree, and
     # trafilatura, on setting it as an element's text, gives up on the whole page.
     tree = load_html(xml_safe_bytes(html) if isinstance(html, bytes) else xml_safe(html))
@@ -115,6 +122,11 @@ def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = 
     title = _head_title(tree)
     language = _head_language(tree)
     site_name = _head_site_name(tree)
+    if selector is not None:
+        text = selected_text(tree, selector)
+        if not text:
+            return None
+        return Extracted(text=text, title=title, author=_head_author(tree), language=language)
     document = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -139,6 +151,28 @@ def extract_html(html: str | bytes, *, url: str | None = None, metadata: bool = 
         language=_clean(document.language, 20) or language,
         site_name=site_name or _clean(document.sitename, 200),
     )
+
+
+_SKIPPED_TAGS = ("script", "style", "noscript", "template")
+_BLOCKS = frozenset(
+    ["p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "section", "article"]
+)
+
+
+def selected_text(tree: HtmlElement, selector: str) -> str:
+    """Plain text of the elements ``selector`` selects, a paragraph per block element."""
+    paragraphs: list[str] = []
+    for element in tree.xpath(selector_xpath(selector)):
+        if not isinstance(element, HtmlElement):
+            continue
+        for skipped in list(element.iter(*_SKIPPED_TAGS)):
+            skipped.drop_tree()
+        for block in element.iter():
+            if isinstance(block.tag, str) and block.tag.lower() in _BLOCKS:
+                block.tail = "\n" + (block.tail or "")
+        lines = (_SPACE_RE.sub(" ", line).strip() for line in element.text_content().split("\n"))
+        paragraphs.extend(line for line in lines if line)
+    return plain_text("\n".join(paragraphs)).strip()
 
 
 def read_text(text: str) -> Extracted:

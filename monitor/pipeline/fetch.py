@@ -18,7 +18,11 @@ client needs:
   under the client (``transport``); with a transport of the caller's instead, the same
   checks run on a lookup made before each hop;
 - conditional GET (``If-None-Match`` / ``If-Modified-Since``) and the cache hints of the
-  answer (``Cache-Control: max-age``, ``Retry-After``).
+  answer (``Cache-Control: max-age``, ``Retry-After``);
+- a feed's own request headers, user agent and HTTP proxy. Through a proxy, the proxy
+  connects: the target's addresses are checked on a lookup made before each hop. The
+  ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` variables apply only with
+  ``poll.trust_env`` (``environment_proxy``), a feed's own ``proxy`` first.
 
 Every failure leaves as ``FetchError(kind, message)`` with ``kind`` a ``FailureKind``
 (``monitor.outcomes``), the HTTP status where a server answered with an error, and a
@@ -30,9 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import os
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -128,8 +133,11 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._poll = poll
+        # The proxy variables, read once here and only when asked for (``poll.trust_env``).
+        self._environ: Mapping[str, str] = (os.environ if environ is None else environ) if poll.trust_env else {}
         self._backend = CheckingBackend(
             resolver or system_resolver,
             poll.allow_private_networks,
@@ -141,16 +149,10 @@ class Fetcher:
             max_connections=poll.concurrency,
             max_keepalive_connections=min(poll.concurrency, 50),
         )
-        # Cookies are not kept: one client serves unrelated sites for days.
-        jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._client = httpx.AsyncClient(
-            transport=transport or CheckingTransport(self._backend, limits),
-            follow_redirects=False,
-            timeout=httpx.Timeout(poll.timeout),
-            headers={"User-Agent": poll.user_agent, "Accept-Encoding": "gzip, deflate"},
-            cookies=jar,
-            trust_env=False,
-        )
+        self._limits = limits
+        self._client = self._new_client(transport=transport or CheckingTransport(self._backend, limits))
+        # One client per proxy in use, made on first use.
+        self._proxied: dict[str, httpx.AsyncClient] = {}
         self._slots = asyncio.Semaphore(poll.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._host_users: dict[str, int] = {}
@@ -161,8 +163,33 @@ class Fetcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def _new_client(self, **kwargs: object) -> httpx.AsyncClient:
+        # Cookies are not kept: one client serves unrelated sites for days.
+        jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        return httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=httpx.Timeout(self._poll.timeout),
+            headers={"User-Agent": self._poll.user_agent, "Accept-Encoding": "gzip, deflate"},
+            cookies=jar,
+            trust_env=False,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _client_for(self, url: httpx.URL, proxy: str | None) -> tuple[httpx.AsyncClient, bool]:
+        """The client for a request to ``url`` and whether its addresses need a check first."""
+        proxy = proxy or environment_proxy(url, self._environ)
+        if proxy is None:
+            return self._client, self._precheck
+        client = self._proxied.get(proxy)
+        if client is None:
+            client = self._proxied[proxy] = self._new_client(proxy=proxy, limits=self._limits)
+        return client, True
+
     async def aclose(self) -> None:
         await self._client.aclose()
+        for client in self._proxied.values():
+            await client.aclose()
+        self._proxied.clear()
 
     async def fetch(
         self,
@@ -171,9 +198,15 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = FEED_ACCEPT,
+        headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
     ) -> FetchResult:
-        """GET ``url``, following redirects; raises ``FetchError`` on any failure."""
-        headers = {"Accept": accept}
+        """GET ``url``, following redirects; raises ``FetchError`` on any failure.
+
+        ``headers`` are sent besides the fetcher's own (a ``User-Agent`` among them
+        replaces the default); ``proxy`` is an HTTP proxy's URL.
+        """
+        headers = {**(headers or {}), "Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -187,7 +220,7 @@ class Fetcher:
             async with self._slot(f"{current.host}:{current.port or _port(current)}"):
                 started = loop.time()
                 try:
-                    outcome = await self._hop(current, headers, etag, last_modified, budget)
+                    outcome = await self._hop(current, headers, etag, last_modified, budget, proxy)
                 finally:
                     budget -= loop.time() - started
             if isinstance(outcome, FetchResult):
@@ -223,16 +256,18 @@ class Fetcher:
         etag: str | None,
         last_modified: str | None,
         budget: float,
+        proxy: str | None,
     ) -> FetchResult | _Redirect:
         """One request and its answer, within what is left of the fetch's ``budget``."""
+        client, precheck = self._client_for(url, proxy)
         try:
             if budget <= 0:
                 raise TimeoutError
             async with asyncio.timeout(budget):
-                if self._precheck:
+                if precheck:
                     await self._backend.addresses(url.host)
-                request = self._client.build_request("GET", url, headers=headers)
-                response = await self._client.send(request, stream=True)
+                request = client.build_request("GET", url, headers=headers)
+                response = await client.send(request, stream=True)
                 try:
                     return await self._answer(url, response, etag, last_modified)
                 finally:
@@ -318,6 +353,27 @@ async def _discard(response: httpx.Response) -> None:
             return  # not worth reading on: the connection is closed instead
 
 
+def environment_proxy(url: httpx.URL, environ: Mapping[str, str]) -> str | None:
+    """The proxy the usual variables give for ``url``: ``HTTPS_PROXY`` or ``HTTP_PROXY`` by
+    its scheme (lower-case names first, as curl reads them), unless ``NO_PROXY`` lists its
+    host, a domain above it, or ``*``."""
+
+    def variable(name: str) -> str:
+        return (environ.get(name.lower()) or environ.get(name.upper()) or "").strip()
+
+    proxy = variable(f"{url.scheme}_proxy")
+    if not proxy:
+        return None
+    host = url.host.lower().strip("[]")
+    for listed in variable("no_proxy").split(","):
+        entry = listed.strip().lower().removeprefix("*")
+        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry  # host:port
+        name = name.strip("[]")
+        if listed.strip() == "*" or (name and (host == name.lstrip(".") or host.endswith("." + name.lstrip(".")))):
+            return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
 def _checked_url(url: str | httpx.URL) -> httpx.URL:
     """Parse a URL to fetch; only absolute http(s) URLs with a host pass."""
     try:
@@ -396,5 +452,6 @@ __all__ = [
     "FetchResult",
     "Fetcher",
     "blocked_reason",
+    "environment_proxy",
     "system_resolver",
 ]

@@ -7,7 +7,8 @@ HTML in titles, summaries and content becomes plain text, without control charac
 (lxml refuses them: one in an entry would fail the feed); dates become aware UTC
 datetimes (``dates``); links are made absolute against the feed's URL. An ill-formed
 feed whose entries are still readable is accepted with a ``warning``; anything that is
-not a feed raises ``FetchError(FailureKind.NOT_A_FEED)``.
+not a feed raises ``FetchError(FailureKind.NOT_A_FEED)``. Sitemaps, gzipped or not, come
+out in the same shape (``sitemaps``): one entry per page, an index's sitemaps apart.
 
 One module, past the house's usual size: the full parse, JSON Feed and the quick link
 scan (``entry_links``) share the rules for links and text, and must agree exactly (a
@@ -34,7 +35,9 @@ import lxml.html
 
 from monitor.errors import FetchError
 from monitor.outcomes import FailureKind
+from monitor.pipeline import sitemaps
 from monitor.pipeline.dates import struct_to_utc, text_to_utc
+from monitor.pipeline.sitemaps import MAX_CHILDREN, item_date, newest_first, read_sitemap
 from monitor.text import plain_text, xml_safe
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
@@ -62,15 +65,18 @@ class Entry:
     content: str | None  # plain text of the fullest content
     published_at: datetime | None  # aware UTC
     author: str | None
+    language: str | None = None  # a news sitemap's publication language
 
 
 @dataclass(frozen=True)
 class ParsedFeed:
     title: str | None
     link: str | None
-    format: str  # "rss20", "atom10", "rss10", "rss090", "json1", …
+    format: str  # "rss20", "atom10", "rss10", "rss090", "json1", "sitemap", "sitemapindex", …
     entries: list[Entry]
     warning: str | None  # set when the feed was ill-formed but still readable
+    # A sitemap index's sitemaps, newest first (``sitemaps.MAX_CHILDREN`` at most).
+    sitemaps: tuple[str, ...] = ()
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -79,6 +85,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         raise FetchError(FailureKind.NOT_A_FEED, "empty body")
     if _looks_like_json(body, content_type):
         return _parse_json_feed(body, url=url)
+    if _root_name(sitemaps.head(body)) in sitemaps.ROOTS:
+        return _parse_sitemap(body, url=url)
     if _looks_binary(body):
         raise FetchError(FailureKind.NOT_A_FEED, f"not a feed ({_media_type(content_type) or 'binary data'})")
     return _parse_xml_feed(body, url=url, content_type=content_type)
@@ -129,9 +137,7 @@ def _not_a_feed(body: bytes, content_type: str | None, parsed: Any) -> FetchErro
     root = _root_name(body)
     if _FEED_ROOTS.match(root) and _is_ill_formed(parsed):
         return FetchError(FailureKind.PARSE_ERROR, f"ill-formed feed: {_bozo_message(parsed)}")
-    if root in ("urlset", "sitemapindex"):
-        what = "a sitemap"
-    elif root == "html" or re.match(rb"\s*<!doctype\s+html", body[:1024], re.IGNORECASE):
+    if root == "html" or re.match(rb"\s*<!doctype\s+html", body[:1024], re.IGNORECASE):
         what = "an HTML page"
     else:
         what = _media_type(content_type) or (f"document <{root}>" if root else "unknown content")
@@ -233,6 +239,36 @@ def _text_of(detail: Any) -> str | None:
     if "html" in kind or "xml" in kind or not kind:
         return _html_to_text(value)
     return None  # base64 images and other media are not text
+
+
+# --------------------------------------------------------------------------- sitemaps
+
+
+def _parse_sitemap(body: bytes, *, url: str) -> ParsedFeed:
+    root, items = read_sitemap(body)
+    if root == "sitemapindex":
+        children = [link for link in (_absolute(loc, url) for loc in newest_first(items)) if link]
+        return ParsedFeed(None, None, root, [], None, sitemaps=tuple(children[:MAX_CHILDREN]))
+    entries = []
+    for loc, fields in items:
+        link = _absolute(loc, url)
+        if link is None:
+            continue
+        title = _clean_text(fields.get("news:title"), 1000)
+        language = _clean_text(fields.get("news:language"), 20)
+        entries.append(
+            Entry(
+                key=_entry_key(None, link, None, None),
+                url=link,
+                title=title,
+                summary=None,
+                content=None,
+                published_at=item_date(fields),
+                author=None,
+                language=language.lower() if language else None,
+            )
+        )
+    return ParsedFeed(None, None, "sitemap", entries, None)
 
 
 # ------------------------------------------------------------------ links at a glance

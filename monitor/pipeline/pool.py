@@ -57,9 +57,14 @@ def _scan_job(body: bytes, url: str) -> list[str] | None:
     return None if None in canonical else [link for link in canonical if link is not None]
 
 
-def _extract_job(body: bytes, url: str, metadata: bool) -> tuple[Extracted | None, str | None]:
+def _extract_job(
+    body: bytes, url: str, metadata: bool, selector: str | None = None
+) -> tuple[Extracted | None, str | None]:
     try:
-        return extract_html(body, url=url, metadata=metadata), None
+        extracted = extract_html(body, url=url, metadata=metadata, selector=selector)
+        if extracted is None and selector is not None:
+            return None, "selector matched no text"
+        return extracted, None
     except Exception as exc:  # a page trafilatura chokes on is a page without text
         return None, f"extraction failed ({type(exc).__name__})"
 
@@ -361,12 +366,20 @@ class CPUPool:
         return await self._run(_scan_job, (body, url), limit, "scanning the feed", _SLOW_FEED)
 
     async def extract(
-        self, body: bytes, *, url: str, metadata: bool = True, limit: float | None = None
+        self,
+        body: bytes,
+        *,
+        url: str,
+        metadata: bool = True,
+        selector: str | None = None,
+        limit: float | None = None,
     ) -> tuple[Extracted | None, str | None]:
-        """The page's text, or why there is none; ``FetchError`` (``extract_timeout``) past ``limit``."""
+        """The page's text (of the ``selector``'s elements if given), or why there is none;
+        ``FetchError`` (``extract_timeout``) past ``limit``."""
         try:
             what = f"extracting {url[:200]}"
-            return await self._run(_extract_job, (body, url, metadata), limit, what, FailureKind.EXTRACT_TIMEOUT)
+            args = (body, url, metadata, selector)
+            return await self._run(_extract_job, args, limit, what, FailureKind.EXTRACT_TIMEOUT)
         except ProcessDied:
             return None, "extraction failed (process died)"
 

@@ -44,15 +44,18 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from monitor.config import Settings
+from monitor.config import FeedConfig, Settings
 from monitor.db import session
 from monitor.errors import FetchError
+from monitor.health import EXTRACTION_WINDOW
+from monitor.models import Article, table_of
 from monitor.outcomes import FailureKind, PollStatus
 from monitor.pipeline.extract import Extracted
 from monitor.pipeline.fetch import PAGE_ACCEPT, Fetcher, FetchResult
 from monitor.pipeline.ingest import Archive, Candidate, StoreResult
 from monitor.pipeline.parse import Entry, ParsedFeed
 from monitor.pipeline.pool import CPUPool
+from monitor.pipeline.sitemaps import MAX_CHILDREN
 from monitor.pipeline.titles import without_site_name
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,12 @@ class FeedSnapshot:
     last_modified: str | None = None
     body_hash: str | None = None
     error_count: int = 0
+    # Scheduling state: adaptive polling (``scheduling.pace``) and extraction health.
+    own_interval: bool = False  # the feed sets its interval: it is not adapted
+    pace_gap: float | None = None
+    last_entry_at: datetime | None = None
+    last_polled_at: datetime | None = None
+    extraction_broken_at: datetime | None = None
 
 
 @dataclass
@@ -112,6 +121,10 @@ class RefreshOutcome(PollCounts):
     error_message: str | None = None
     retry_after: float | None = None
     elapsed: float = 0.0
+    # The dates the feed gives its new entries, None for an undated one (adaptive polling).
+    new_dates: tuple[datetime | None, ...] = ()
+    # (failed, articles) over the feed's recent articles, when this poll stored any.
+    extraction: tuple[int, int] | None = None
 
     @property
     def failed(self) -> bool:
@@ -148,6 +161,17 @@ def _is_synthetic(url: str) -> bool:
 
 def _is_html(content_type: str | None) -> bool:
     return content_type is None or any(t in content_type.lower() for t in ("html", "xml", "text/plain"))
+
+
+_ARTICLE = table_of(Article)
+_RECENT_NOTES = (
+    sa.select(_ARTICLE.c.extraction_note)
+    .where(_ARTICLE.c.feed_id == sa.bindparam("feed_id"))
+    .order_by(_ARTICLE.c.id.desc())
+    .limit(EXTRACTION_WINDOW)
+)
+# The page of a feed with ``extract: false``: never fetched, the feed's content is the text.
+_OWN_CONTENT = "not extracted"
 
 
 def _fallback_text(entry: Entry) -> str | None:
@@ -214,6 +238,20 @@ class Refresher:
         self.settings = settings
         self.archive = Archive(settings)
 
+    def _config(self, feed: FeedSnapshot) -> FeedConfig:
+        """The feed's options from the configuration; the defaults for a feed added at run time."""
+        for config in self.settings.feeds:
+            if config.name == feed.name or config.url == feed.url:
+                return config
+        return FeedConfig(name=feed.name, url=feed.url)
+
+    async def _fetch(self, config: FeedConfig, url: str, **kwargs: Any) -> FetchResult:
+        """``Fetcher.fetch`` with the feed's own headers, user agent and proxy."""
+        headers = dict(config.headers)
+        if config.user_agent:
+            headers["User-Agent"] = config.user_agent
+        return await self.fetcher.fetch(url, headers=headers, proxy=config.proxy, **kwargs)
+
     async def refresh(self, feed: FeedSnapshot) -> RefreshOutcome:
         """Poll ``feed`` once; failures come back classified in the outcome."""
         started = time.monotonic()
@@ -256,7 +294,8 @@ class Refresher:
         return outcome
 
     async def _refresh(self, feed: FeedSnapshot, tally: PollCounts) -> RefreshOutcome:
-        result = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+        config = self._config(feed)
+        result = await self._fetch(config, feed.url, etag=feed.etag, last_modified=feed.last_modified)
         if result.not_modified:
             return self._quiet(feed, PollStatus.NOT_MODIFIED, result, feed.body_hash)
         assert result.body is not None
@@ -272,17 +311,22 @@ class Refresher:
         document, urls = await self.pool.parse(
             result.body, url=result.url, content_type=result.content_type, limit=limit
         )
+        index = bool(document.sitemaps)
+        if index:
+            document, urls = await self._sitemaps(config, document)
         entries = self._entries(feed, document, urls)
         known = await self.db(self._known_urls, list(entries))
         new = {url: entry for url, entry in entries.items() if url not in known}
         tally.entries_seen, tally.new_entries = len(document.entries), len(new)
         taken = oldest_first(new)[: self._poll.max_new_entries]
         tally.waiting = len(new) - len(taken)
-        errors = await self._ingest_all(feed, {url: new[url] for url in taken}, tally)
+        errors = await self._ingest_all(feed, config, {url: new[url] for url in taken}, tally)
         if errors:
             # Keep the old validators: what was not stored is tried again next time.
             raise errors[0]
-        waiting = tally.waiting > 0
+        # An index's sitemaps change while it stays the same: it is fetched in full each time.
+        waiting = tally.waiting > 0 or index
+        extraction = await self.db(self._extraction_window, feed.id) if tally.stored else None
         outcome = RefreshOutcome(
             feed_id=feed.id,
             feed_name=feed.name,
@@ -292,9 +336,45 @@ class Refresher:
             body_hash=None if waiting else digest,
             max_age=result.max_age,
             warning=document.warning,
+            new_dates=tuple(entry.published_at for entry in new.values()),
+            extraction=extraction,
         )
         outcome.add(tally)
         return outcome
+
+    async def _sitemaps(self, config: FeedConfig, index: ParsedFeed) -> tuple[ParsedFeed, list[str | None]]:
+        """The entries of an index's sitemaps, newest first, one level of indexes down.
+
+        At most ``MAX_CHILDREN`` sitemaps are fetched; one that fails is skipped with a
+        warning, and only when every one fails does the poll fail.
+        """
+        queue, depth = list(index.sitemaps), dict.fromkeys(index.sitemaps, 1)
+        entries: list[Entry] = []
+        urls: list[str | None] = []
+        problems: list[FetchError] = []
+        fetched = 0
+        while queue and fetched < MAX_CHILDREN:
+            child_url = queue.pop(0)
+            fetched += 1
+            try:
+                result = await self._fetch(config, child_url)
+                assert result.body is not None
+                child, child_urls = await self.pool.parse(
+                    result.body, url=result.url, content_type=result.content_type, limit=self._poll.feed_deadline
+                )
+            except FetchError as exc:
+                problems.append(exc)
+                continue
+            if child.sitemaps and depth[child_url] < 2:
+                for grandchild in child.sitemaps:
+                    depth.setdefault(grandchild, depth[child_url] + 1)
+                    queue.append(grandchild)
+            entries.extend(child.entries)
+            urls.extend(child_urls)
+        if problems and len(problems) == fetched:
+            raise problems[0]
+        warning = f"{len(problems)} of {fetched} sitemaps failed: {problems[0].message}" if problems else None
+        return ParsedFeed(None, None, "sitemapindex", entries, warning), urls
 
     @staticmethod
     def _known_only(feed: FeedSnapshot, result: FetchResult, digest: str, *, entries: int) -> RefreshOutcome:
@@ -333,17 +413,26 @@ class Refresher:
         with session(self.engine) as db:
             return self.archive.known_urls(db, urls)
 
+    def _extraction_window(self, feed_id: int) -> tuple[int, int]:
+        """(failed, articles) over the feed's last ``EXTRACTION_WINDOW`` articles."""
+        with self.engine.connect() as connection:
+            notes = connection.execute(_RECENT_NOTES, {"feed_id": feed_id}).scalars().all()
+        failed = sum(1 for note in notes if note is not None and not note.startswith("no link"))
+        return failed, len(notes)
+
     def _store(self, candidate: Candidate) -> StoreResult:
         with session(self.engine) as db:
             return self.archive.store(db, candidate)
 
     # ------------------------------------------------------------------- new entries
 
-    async def _ingest_all(self, feed: FeedSnapshot, new: dict[str, Entry], tally: PollCounts) -> list[Exception]:
+    async def _ingest_all(
+        self, feed: FeedSnapshot, config: FeedConfig, new: dict[str, Entry], tally: PollCounts
+    ) -> list[Exception]:
         """Store the new entries, counting into ``tally``; the exceptions of those that failed."""
         share = asyncio.Semaphore(self._feed_pages)
         results = await asyncio.gather(
-            *(self._ingest(feed, url, entry, tally, share) for url, entry in new.items()),
+            *(self._ingest(feed, config, url, entry, tally, share) for url, entry in new.items()),
             return_exceptions=True,
         )
         errors: list[Exception] = []
@@ -355,7 +444,13 @@ class Refresher:
         return errors
 
     async def _ingest(
-        self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts, share: asyncio.Semaphore
+        self,
+        feed: FeedSnapshot,
+        config: FeedConfig,
+        url: str,
+        entry: Entry,
+        tally: PollCounts,
+        share: asyncio.Semaphore,
     ) -> None:
         shared = self._inflight.get(url)
         if shared is not None:
@@ -365,7 +460,7 @@ class Refresher:
         future: asyncio.Future[StoreResult | None] = asyncio.get_running_loop().create_future()
         self._inflight[url] = future
         try:
-            result = await self._fetch_extract_store(feed, url, entry, tally, share)
+            result = await self._fetch_extract_store(feed, config, url, entry, tally, share)
         except BaseException:
             future.set_result(None)
             raise
@@ -379,11 +474,20 @@ class Refresher:
             tally.alerts += result.alerts
 
     async def _fetch_extract_store(
-        self, feed: FeedSnapshot, url: str, entry: Entry, tally: PollCounts, share: asyncio.Semaphore
+        self,
+        feed: FeedSnapshot,
+        config: FeedConfig,
+        url: str,
+        entry: Entry,
+        tally: PollCounts,
+        share: asyncio.Semaphore,
     ) -> StoreResult | None:
-        # The feed's share first: a page waiting for it holds none of the shared slots.
-        async with share, self._page_slots:
-            page = await self._page(url, entry)
+        if not config.extract:
+            page = _Page(None, _OWN_CONTENT)
+        else:
+            # The feed's share first: a page waiting for it holds none of the shared slots.
+            async with share, self._page_slots:
+                page = await self._page(config, url, entry)
         candidate = self._candidate(feed, url, entry, page)
         if candidate is None:
             tally.skipped += 1
@@ -399,11 +503,11 @@ class Refresher:
         tally.fallbacks += candidate.extraction_note is not None
         return result
 
-    async def _page(self, url: str, entry: Entry) -> _Page:
+    async def _page(self, config: FeedConfig, url: str, entry: Entry) -> _Page:
         if _is_synthetic(url):
             return _Page(None, "no link")
         try:
-            result = await self.fetcher.fetch(url, accept=PAGE_ACCEPT)
+            result = await self._fetch(config, url, accept=PAGE_ACCEPT)
         except FetchError as exc:
             return _Page(None, exc.problem)
         if not result.body or not _is_html(result.content_type):
@@ -413,7 +517,11 @@ class Refresher:
         metadata = entry.published_at is None
         try:
             extracted, problem = await self.pool.extract(
-                result.body, url=result.url, metadata=metadata, limit=self._poll.extract_timeout
+                result.body,
+                url=result.url,
+                metadata=metadata,
+                selector=config.selector,
+                limit=self._poll.extract_timeout,
             )
         except FetchError as exc:  # past the time limit
             return _Page(None, exc.problem)
@@ -430,14 +538,15 @@ class Refresher:
             if text is None:
                 return None
             extracted = Extracted(text=text)
-            reason = page.problem if page.problem == "no link" else f"page {page.problem}"
-            note = f"{reason}; feed content used"
+            if page.problem != _OWN_CONTENT:  # asked for, not a failure
+                reason = page.problem if page.problem == "no link" else f"page {page.problem}"
+                note = f"{reason}; feed content used"
         return Candidate(
             url=url,
             text=extracted.text,
             title=without_site_name(extracted.title or entry.title, extracted.site_name, feed.name),
             author=extracted.author or entry.author,
-            language=extracted.language,
+            language=entry.language or extracted.language,  # a news sitemap says it per story
             published_at=extracted.published_at or entry.published_at,
             feed_id=feed.id,
             source="feed",

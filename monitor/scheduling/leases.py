@@ -30,19 +30,26 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from monitor.config import PollSettings
+from monitor.health import extraction_broken
 from monitor.models import Feed, table_of
 from monitor.outcomes import FeedStatus, PollStatus
 from monitor.pipeline.refresh import FeedSnapshot, RefreshOutcome
 from monitor.scheduling.backoff import plan_next
+from monitor.scheduling.pace import Pace, interval, observe
 from monitor.times import utcnow
 
 log = logging.getLogger(__name__)
 
 _FEED = table_of(Feed)
 _C = _FEED.c
-_SNAPSHOT_COLUMNS = (_C.id, _C.name, _C.url, _C.interval, _C.etag, _C.last_modified, _C.body_hash, _C.error_count)
+_SNAPSHOT_COLUMNS = (
+    *(_C.id, _C.name, _C.url, _C.interval, _C.etag, _C.last_modified, _C.body_hash, _C.error_count),
+    *(_C.pace_gap, _C.last_entry_at, _C.last_polled_at, _C.extraction_broken_at),
+)
 
 OutcomeShape = Literal["failed", "quiet", "polled"]
+# A failure rate no poll gives: "leave the stored rate as it is".
+_KEEP = -1.0
 
 
 def new_owner() -> str:
@@ -60,6 +67,11 @@ def _snapshot(row: sa.Row[Any], poll: PollSettings) -> FeedSnapshot:
         last_modified=row.last_modified,
         body_hash=row.body_hash,
         error_count=row.error_count,
+        own_interval=row.interval is not None,
+        pace_gap=row.pace_gap,
+        last_entry_at=row.last_entry_at,
+        last_polled_at=row.last_polled_at,
+        extraction_broken_at=row.extraction_broken_at,
     )
 
 
@@ -205,12 +217,18 @@ def record_outcomes(
     batches: dict[OutcomeShape, list[dict[str, Any]]] = {}
     for outcome, feed in outcomes:
         error_count = feed.error_count + 1 if outcome.failed else 0
+        pace = Pace(feed.pace_gap, feed.last_entry_at)
+        if not outcome.failed:
+            pace = observe(pace, outcome.new_dates, now=now, previous_poll=feed.last_polled_at, poll=poll)
+        every = feed.interval if feed.own_interval else interval(pace, now=now, poll=poll)
         next_poll_at, not_before = plan_next(
-            outcome, interval=feed.interval, error_count=error_count, poll=poll, now=now, rng=rng
+            outcome, interval=every, error_count=error_count, poll=poll, now=now, rng=rng
         )
         planned.append(next_poll_at)
         shape, params = _outcome_params(outcome)
         params.update(b_id=feed.id, b_owner=owner, b_now=now, b_next=next_poll_at, b_not_before=not_before)
+        params.update(b_gap=pace.gap, b_last_entry=pace.last_entry, b_interval=every)
+        params.update(_extraction_params(outcome, feed, now))
         batches.setdefault(shape, []).append(params)
     with engine.begin() as connection:
         for shape, rows in batches.items():
@@ -234,6 +252,30 @@ def _outcome_params(outcome: RefreshOutcome) -> tuple[OutcomeShape, dict[str, An
     return "polled", {**validators, **counts}
 
 
+def _extraction_params(outcome: RefreshOutcome, feed: FeedSnapshot, now: datetime) -> dict[str, Any]:
+    """The feed's extraction health after ``outcome``; a warning when it breaks or recovers."""
+    broken_at = feed.extraction_broken_at
+    if outcome.extraction is None:
+        return {"b_rate": _KEEP, "b_broken_at": broken_at}
+    failed, sample = outcome.extraction
+    rate = failed / sample if sample else None
+    broken = extraction_broken(failed, sample, was_broken=broken_at is not None)
+    if broken and broken_at is None:
+        broken_at = now
+        log.warning(
+            "feed %r: extraction broken: %d of its last %d articles had no text from their page "
+            "(a site redesign?); the feed's own content stands in",
+            feed.name,
+            failed,
+            sample,
+            extra={"feed_id": feed.id},
+        )
+    elif not broken and broken_at is not None:
+        broken_at = None
+        log.info("feed %r: extraction works again (%d of the last %d failed)", feed.name, failed, sample)
+    return {"b_rate": rate, "b_broken_at": broken_at}
+
+
 def _fits(value: str | None, limit: int) -> str | None:
     # A validator cut short would never match again: better not to send one.
     return value if value is not None and len(value) <= limit else None
@@ -246,6 +288,15 @@ def _outcome_statements() -> dict[OutcomeShape, sa.Update]:
         "last_polled_at": sa.bindparam("b_now"),
         "next_poll_at": sa.bindparam("b_next"),
         "not_before": sa.bindparam("b_not_before"),
+        "pace_gap": sa.bindparam("b_gap"),
+        "last_entry_at": sa.bindparam("b_last_entry"),
+        "current_interval": sa.bindparam("b_interval"),
+        # A poll that stored nothing leaves the rate as it was (``_KEEP``).
+        "extraction_failure_rate": sa.case(
+            (sa.bindparam("b_rate", type_=sa.Float) == _KEEP, _C.extraction_failure_rate),
+            else_=sa.bindparam("b_rate", type_=sa.Float),
+        ),
+        "extraction_broken_at": sa.bindparam("b_broken_at"),
         # A lease taken over by another worker (ours expired) stays theirs.
         "lease_owner": sa.case((ours, None), else_=_C.lease_owner),
         "lease_expires_at": sa.case((ours, None), else_=_C.lease_expires_at),
