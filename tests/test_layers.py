@@ -3,7 +3,8 @@
 outcomes, times, text, redact      vocabulary
 errors, headers                    errors and HTTP hints
 config, db, models                 settings and storage
-query, search, percolate, health, alerts, rules  reading the archive; which rules an article fires; the rules, outbox and senders
+query, search, percolate, health,  reading the archive; which rules an article fires;
+alerts, rules                      the alert rules, outbox and senders
 pipeline                           the data path (stores articles and their alerts)
 seeds, scheduling, sources         what drives the pipeline; where feeds come from
 api, cli                           what users touch
