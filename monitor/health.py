@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.models import Feed, UTCTimestamp
-from monitor.outcomes import FeedOrigin, FeedStatus
+from monitor.outcomes import ExtractionStatus, FeedOrigin, FeedStatus
 from monitor.redact import redact_text, redact_url
 from monitor.times import utcnow
 
@@ -48,6 +48,13 @@ class FeedHealth(BaseModel):
     # New entries the last poll left for the next one (``poll.max_new_entries``).
     entries_waiting: int = 0
     polling_by: str | None = None  # the worker holding the feed's lease right now
+    # Seconds between two polls: the feed's own ``interval``, else its adaptive one.
+    interval: float | None = None
+    adaptive: bool = True  # False: the feed sets its own interval
+    # Share of the recent articles whose page gave no text; "broken" while it is high.
+    extraction_failure_rate: float | None = None
+    extraction: str | None = None  # ExtractionStatus; None: nothing stored yet
+    extraction_broken_since: UTCTimestamp | None = None
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -117,7 +124,18 @@ def health_of(feed: Feed, now: datetime) -> FeedHealth:
         entries_seen=feed.entries_seen,
         entries_waiting=feed.entries_waiting,
         polling_by=feed.lease_owner if leased else None,
+        interval=feed.interval or feed.current_interval,
+        adaptive=feed.interval is None,
+        extraction_failure_rate=feed.extraction_failure_rate,
+        extraction=_extraction_status(feed),
+        extraction_broken_since=feed.extraction_broken_at,
     )
+
+
+def _extraction_status(feed: Feed) -> str | None:
+    if feed.extraction_broken_at is not None:
+        return ExtractionStatus.BROKEN.value
+    return ExtractionStatus.OK.value if feed.extraction_failure_rate is not None else None
 
 
 __all__ = ["FeedHealth", "feed_health", "health_of"]

@@ -8,6 +8,7 @@ serialises as it:
   where the failure happens, and recorded on the feed (``Feed.error_kind``);
 - ``PollStatus``: what one poll of a feed came to;
 - ``FeedStatus``: a feed's health as stored (``Feed.status``);
+- ``ExtractionStatus``: whether a feed's pages still give their text;
 - ``FeedOrigin``: where a feed comes from (``Feed.origin``): the file, or added at run time;
 - ``AlertStatus``: where an alert stands in the outbox (``Alert.status``);
 - ``DeliveryFailure``: how a channel refused a message, which decides what happens next.
@@ -69,6 +70,14 @@ class FeedOrigin(StrEnum):
     ADDED = "added"  # added at run time (``monitor feeds add``, the API, an OPML import)
 
 
+class ExtractionStatus(StrEnum):
+    """Whether a feed's pages still give their text (``FeedHealth.extraction``)."""
+
+    OK = "ok"
+    # Most recent articles fell back to the feed's own content: a site redesign, usually.
+    BROKEN = "extraction_broken"
+
+
 class AlertStatus(StrEnum):
     """An alert's place in the outbox."""
 
@@ -85,4 +94,12 @@ class DeliveryFailure(StrEnum):
     GONE = "gone"  # the endpoint was removed (HTTP 410): the channel is disabled
 
 
-__all__ = ["AlertStatus", "DeliveryFailure", "FailureKind", "FeedOrigin", "FeedStatus", "PollStatus"]
+__all__ = [
+    "AlertStatus",
+    "DeliveryFailure",
+    "ExtractionStatus",
+    "FailureKind",
+    "FeedOrigin",
+    "FeedStatus",
+    "PollStatus",
+]

@@ -80,6 +80,7 @@ class ArchiveCollector(Collector):
             "status",
             FEED_STATUSES,
         )
+        yield from self._feed_pace_and_extraction(connection)
         yield self._grouped(
             connection,
             Alert.status,
@@ -88,6 +89,40 @@ class ArchiveCollector(Collector):
             "status",
             (AlertStatus.PENDING,),
         )
+
+    @staticmethod
+    def _feed_pace_and_extraction(connection: sa.Connection) -> Iterator[Metric]:
+        """Per active feed: its poll interval and extraction failure rate; the broken ones, counted."""
+        rows = connection.execute(
+            sa.select(
+                col(Feed.name),
+                sa.func.coalesce(col(Feed.interval), col(Feed.current_interval)),
+                col(Feed.extraction_failure_rate),
+                col(Feed.extraction_broken_at).is_not(None),
+            ).where(col(Feed.active).is_(True))
+        ).all()
+        interval = GaugeMetricFamily(
+            "monitor_feed_poll_interval_seconds",
+            "Seconds between two polls of the feed (adaptive unless set)",
+            labels=["feed"],
+        )
+        failures = GaugeMetricFamily(
+            "monitor_feed_extraction_failure_ratio",
+            "Share of the feed's recent articles whose page gave no text",
+            labels=["feed"],
+        )
+        broken = GaugeMetricFamily("monitor_feeds_extraction_broken", "Feeds whose extraction is flagged broken")
+        flagged = 0
+        for name, seconds, rate, is_broken in rows:
+            if seconds is not None:
+                interval.add_metric([name], seconds)
+            if rate is not None:
+                failures.add_metric([name], rate)
+            flagged += bool(is_broken)
+        broken.add_metric([], flagged)
+        yield interval
+        yield failures
+        yield broken
 
     @staticmethod
     def _grouped(

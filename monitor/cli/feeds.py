@@ -21,6 +21,7 @@ from monitor.cli.sources import SUBCOMMANDS
 from monitor.config import Settings, load_settings, require_secrets
 from monitor.db import describe_database, session
 from monitor.models import Feed
+from monitor.outcomes import ExtractionStatus
 from monitor.times import utcnow
 
 if TYPE_CHECKING:
@@ -208,7 +209,9 @@ def feeds(ctx: click.Context, as_json: bool, include_inactive: bool) -> None:
 
     ORIGIN says where a feed comes from: `config` (the configuration file, which is
     changed there) or `added` (at run time, by the commands below, the API or an
-    OPML import).
+    OPML import). INTERVAL is the time between two polls, `~` when it adapts to how
+    often the feed publishes; EXTRACT the share of its recent pages that gave no text,
+    `!` when that says extraction broke (a site redesign, usually).
 
     \b
     Example:
@@ -258,14 +261,14 @@ def _list_feeds(app: App, as_json: bool, include_inactive: bool) -> None:
     width = min(max(len(f["name"]) for f in health), 40)
     echo(
         f"{'FEED':<{width}}  {'STATUS':<8} {'ORIGIN':<6} {'LAST SUCCESS':<13} {'ERRORS':>6}  "
-        f"{'NEXT POLL':<10} {'ARTICLES':>8}"
+        f"{'NEXT POLL':<10} {'ARTICLES':>8} {'INTERVAL':>8} {'EXTRACT':>7}"
     )
     for f in health:
         state = "paused" if f["paused"] else f["status"] if f["active"] else "inactive"
         next_poll = _ago(f.get("next_poll_at"), now) if f.get("next_poll_at") else "-"
         echo(
             f"{f['name'][:width]:<{width}}  {state:<8} {f['origin']:<6} {_ago(f.get('last_success_at'), now):<13} "
-            f"{f['error_count']:>6}  {next_poll:<10} {f['articles_stored']:>8}"
+            f"{f['error_count']:>6}  {next_poll:<10} {f['articles_stored']:>8} {_interval(f):>8} {_extraction(f):>7}"
         )
         if f["tags"]:
             echo(f"{'':<{width}}  └ tags: {', '.join(f['tags'])}")
@@ -273,3 +276,24 @@ def _list_feeds(app: App, as_json: bool, include_inactive: bool) -> None:
             echo(f"{'':<{width}}  └ {f['error_kind']}: {f['error_message']}")
         if f.get("entries_waiting"):
             echo(f"{'':<{width}}  └ {f['entries_waiting']} new entries waiting for the next poll")
+        if f.get("extraction") == ExtractionStatus.BROKEN:
+            since = _ago(f.get("extraction_broken_since"), now)
+            echo(
+                f"{'':<{width}}  └ extraction broken (since {since}): most recent pages gave no text, "
+                "the feed's own content stands in; a site redesign? (a selector: docs/feeds.md)"
+            )
+
+
+def _interval(feed: dict[str, Any]) -> str:
+    """The poll interval; ``~`` marks one that adapts to the feed's pace."""
+    if not feed.get("interval"):
+        return "-"
+    return ("~" if feed.get("adaptive") else "") + _span(feed["interval"])
+
+
+def _extraction(feed: dict[str, Any]) -> str:
+    """The share of recent pages that gave no text; ``!`` when extraction is flagged broken."""
+    rate = feed.get("extraction_failure_rate")
+    if rate is None:
+        return "-"
+    return f"{rate:.0%}" + ("!" if feed.get("extraction") == ExtractionStatus.BROKEN else "")
