@@ -222,6 +222,28 @@ class AlertChannel(SQLModel, table=True):
     created_at: datetime = _time(nullable=False, default=utcnow)
 
 
+class MatchState(SQLModel, table=True):
+    """The entity set the stored mentions follow, and a re-match under way.
+
+    One row (``key`` "entities"), kept by ``monitor.pipeline.rematch``: ``matched`` is
+    the fingerprint of the entity set every stored article was last matched with (None:
+    not known, as in a database from before re-matching); ``target`` and ``cursor``
+    the set a re-match is bringing the archive to and the last article id it has done;
+    ``owner`` and ``lease_expires_at`` the process doing it, so that one does.
+    """
+
+    __tablename__ = "match_state"
+
+    key: str = Field(primary_key=True, max_length=50)
+    matched: str | None = Field(default=None, max_length=64)
+    matched_at: datetime | None = _time()
+    target: str | None = Field(default=None, max_length=64)
+    cursor: int | None = None
+    owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = _time()
+    updated_at: datetime = _time(nullable=False, default=utcnow)
+
+
 # ---------------------------------------------------------------------- public shapes
 
 

@@ -260,6 +260,9 @@ COMMANDS = {
     "init": Lazy("monitor.cli.archive:init", "Create or upgrade the schema and load the seed corpus."),
     "poll": Lazy("monitor.cli.feeds:poll", "Poll every active feed once, deliver due alerts, print a summary, exit."),
     "rules": Lazy("monitor.cli.rules:rules", "List the alert rules: name, query, channels, digest."),
+    "rematch": Lazy(
+        "monitor.cli.rematch:rematch", "Recompute stored articles' mentions after the entities changed; never alerts."
+    ),
     "run": Lazy(
         "monitor.cli.feeds:run", "Run the daemon: poll every feed on its interval, send alerts, until SIGTERM/SIGINT."
     ),

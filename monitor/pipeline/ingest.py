@@ -200,7 +200,7 @@ class Archive:
             session.add(article)
             session.flush()
             assert article.id is not None
-            session.add_all(_mentions(article.id, analysis.mentions))
+            session.add_all(mention_rows(article.id, analysis.mentions))
             session.flush()
             return [rule.name for rule in self.rulebook.fired(session, article.id)]
         finally:
@@ -261,7 +261,7 @@ class Archive:
         session.add(article)
         session.flush()
         assert article.id is not None
-        session.add_all(_mentions(article.id, analysis.mentions))
+        session.add_all(mention_rows(article.id, analysis.mentions))
         alerts, fired = 0, []
         if not analysis.verdict.is_duplicate:
             self.index.add(session, shingled, article_id=article.id)
@@ -315,7 +315,8 @@ class Archive:
         )
 
 
-def _mentions(article_id: int, matches: list[Match]) -> list[Mention]:
+def mention_rows(article_id: int, matches: list[Match]) -> list[Mention]:
+    """The rows of ``matches`` in the article ``article_id``, cut to their columns (ingest, re-matching)."""
     return [
         Mention(
             article_id=article_id,

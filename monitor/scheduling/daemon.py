@@ -11,6 +11,12 @@ what is due, so any number of daemons can share one PostgreSQL database:
   no other;
 - ``config`` every 5 min, and on SIGHUP: re-read the configuration file.
 
+Re-matching: at the start and after each reload, when the tracked entities differ from
+those the stored mentions were matched with (``monitor.pipeline.rematch``), the stored
+articles are matched again in the background, a short batch at a time in a thread,
+with a pause between batches, so polling goes on; one worker does it at a time (a
+lease in the database), and a restart goes on where it stopped. Nothing is alerted.
+
 Live settings are explicit: ``Daemon.settings`` is replaced as a whole when the file is
 re-read, and every job reads it when it runs, so a reload changes the feeds, the alert
 channels and the tracked entities without a restart (and says what changed). Poll
@@ -40,6 +46,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.alerts.dispatch import MAX_PARALLEL_CHANNELS, deliver_due
 from monitor.alerts.exchange import Stop
 from monitor.config import Settings
+from monitor.pipeline.rematch import Progress, Rematcher, RematchReport
 from monitor.scheduling.outage import OutageLog
 from monitor.scheduling.sync import sync_feeds
 from monitor.scheduling.worker import Worker
@@ -50,6 +57,7 @@ T = TypeVar("T")
 
 ALERT_EVERY = 30.0  # seconds between two alert deliveries
 CONFIG_EVERY = 300.0  # seconds between two reloads of the configuration
+REMATCH_PAUSE = 0.2  # seconds between two batches of re-matching: the poll's turn
 
 
 def changes(old: Settings, new: Settings) -> list[str]:
@@ -106,6 +114,7 @@ class Daemon:
         self._running: set[asyncio.Task[None]] = set()
         self._reloading: asyncio.Lock | None = None
         self._outage = OutageLog()
+        self._rematching = False  # a re-match of the archive is under way
 
     # ---------------------------------------------------------------------- the jobs
 
@@ -182,6 +191,48 @@ class Daemon:
                 log.exception("feed sync failed")
             for change in said:
                 log.info("configuration reloaded: %s", change)
+            self._start_rematch()
+
+    def _start_rematch(self) -> None:
+        """Re-match the archive in the background if the entities changed since it was matched.
+
+        One under way reads the live entities at each batch, so it follows a reload.
+        Called on the event loop's thread, so ``stopping`` cannot change under it.
+        """
+        if not self.stopping and not self._rematching:
+            self._rematching = True
+            self._spawn(self._rematch())
+
+    async def _rematch(self) -> None:
+        entities = self.settings.entities
+        rematcher = Rematcher(self.engine, entities, owner=self.worker.owner)
+        report = RematchReport()
+        try:
+            if not await asyncio.to_thread(rematcher.needed):
+                return
+            while not self.stopping:
+                if self.settings.entities is not entities:  # reloaded meanwhile
+                    entities = self.settings.entities
+                    rematcher = Rematcher(self.engine, entities, owner=self.worker.owner)
+                step = await asyncio.to_thread(rematcher.step)
+                if step.started:
+                    log.info("re-matching the stored articles with the entities configured now")
+                report.add(step.report)
+                if step.progress is Progress.BUSY:
+                    log.info("another worker re-matches the stored articles; this one polls")
+                    return
+                if step.progress is Progress.DONE:
+                    if report.articles:
+                        log.info("re-matched: %s", report.summary())
+                    return
+                await asyncio.sleep(REMATCH_PAUSE)
+            # Stopping: the place is kept in the database for whoever goes on.
+            await asyncio.to_thread(rematcher.release)
+            log.info("re-matching stopped after %d article(s); it goes on at the next start", report.articles)
+        except Exception as exc:
+            self._outage.failed("re-matching stopped (it goes on at the next reload)", exc)
+        finally:
+            self._rematching = False
 
     def deliver_now(self) -> None:
         """Deliver new alerts at once rather than at the next round.
@@ -212,6 +263,7 @@ class Daemon:
                 await asyncio.to_thread(self.worker.pool.warm_up)
                 self._start_scheduler()
                 self.worker.on_alerts_queued = self.deliver_now
+                self._start_rematch()
                 log.info(
                     "worker %s polling %d feed(s); SQLite: %s",
                     self.worker.owner,
