@@ -52,10 +52,11 @@ def mailto(sink: SMTPSink) -> str:
 
 @pytest.fixture
 def apprise_settings(make_settings: Callable[..., Settings], database_url: str) -> Callable[..., Settings]:
-    def make(*channels: dict[str, Any], **alerts: Any) -> Settings:
+    def make(*channels: dict[str, Any], rules: list[dict[str, Any]] | None = None, **alerts: Any) -> Settings:
         return make_settings(
             database_url=database_url,
             alerts={"apprise": list(channels), "public_url": "https://monitor.example.org", **alerts},
+            rules=rules,
         )
 
     return make
@@ -111,6 +112,33 @@ def test_a_new_article_reaches_every_apprise_target(
     # Further rounds send nothing more.
     assert deliver(engine, settings).messages == 0
     assert len(receiver.posts) == 3 and len(smtp.messages) == 1
+
+
+@sqlite_only
+def test_a_rule_routed_to_apprise_names_the_rule_and_marks_the_match(
+    engine: sa.Engine, apprise_settings: Callable[..., Settings], receiver: NotifyReceiver
+) -> None:
+    settings = apprise_settings(
+        {"name": "team", "urls": [receiver.url("json", "/team")]},
+        {"name": "other", "urls": [receiver.url("json", "/other")]},
+        rules=[
+            {
+                "name": "almaty-unrest",
+                "query": "entity:Almaty protest OR unrest -football",
+                "channels": ["apprise:team"],
+            }
+        ],
+    )
+    with session(engine) as db:
+        archive = Archive(settings)
+        fired = archive.store(db, Candidate(url="https://n.example/p", text=STORY + " A protest in Almaty.", title="P"))
+        quiet = archive.store(db, Candidate(url="https://n.example/f", text="Almaty football news. " * 30, title="F"))
+    assert (fired.alerts, quiet.alerts) == (1, 0)
+    assert deliver(engine, settings).sent == 1
+    (post,) = receiver.posts
+    assert post.path == "/team" and post.json()["title"] == "almaty-unrest · Almaty: P"
+    message = post.json()["message"]
+    assert "Rules: almaty-unrest" in message and "A protest in **Almaty**." in message
 
 
 def test_a_receiver_that_is_down_keeps_the_alert_queued_until_it_is_back(

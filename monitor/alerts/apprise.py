@@ -2,8 +2,10 @@
 
 One channel (``alerts.apprise``) has a name and any number of Apprise URLs; each
 message goes to every URL as one notification (a digest too): a title, as an e-mail's
-subject, and a Markdown body with the article's link, feed, time and each mention's
-snippet. Apprise turns the Markdown into what each service takes (HTML for e-mail,
+subject, and a Markdown body with the article's link, the rules it fired, its feed,
+publication time (UTC) and language, each mention's snippet with the match in bold, and
+links to the article's page in the archive and to a copy's original. Apprise turns the
+Markdown into what each service takes (HTML for e-mail,
 Markdown for Telegram and Slack, plain text where nothing else is understood).
 Everything taken from an article is escaped for Markdown, ``<`` included (Markdown
 would let HTML through to the services that render it), and only http(s) URLs
@@ -38,13 +40,12 @@ from typing import Any
 import apprise
 
 from monitor.alerts.channels import DeliveryError
-from monitor.alerts.email import one_line, subject
+from monitor.alerts.email import one_line, published, subject
 from monitor.alerts.exchange import Exchange, Stop
-from monitor.alerts.payloads import ArticleAlert, Message
+from monitor.alerts.payloads import ArticleAlert, MentionRef, Message
 from monitor.config import AppriseSettings
 from monitor.errors import ConfigError
 from monitor.outcomes import DeliveryFailure
-from monitor.times import iso
 
 # Past Apprise's own timeout, how long the exchange waits before it gives the call up.
 GRACE = 2.0
@@ -58,10 +59,22 @@ _WARNING = logging.WARNING
 _MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]])")
 
 
+def _escaped(value: str) -> str:
+    return _MARKDOWN_INLINE.sub(r"\\\1", value).replace("<", "&lt;")
+
+
 def markdown_text(value: str | None) -> str:
     """``value`` on one line, Markdown's inline markup escaped and ``<`` an entity
     (Markdown has no escape for it, and would pass HTML on to services that render it)."""
-    return _MARKDOWN_INLINE.sub(r"\\\1", one_line(value)).replace("<", "&lt;")
+    return _escaped(one_line(value))
+
+
+def marked_snippet(mention: MentionRef) -> str:
+    """The mention's snippet, escaped, with the match in bold."""
+    before, match, after = mention.parts()
+    if not match:
+        return markdown_text(before)
+    return one_line(f"{_escaped(before)}**{_escaped(match)}**{_escaped(after)}")
 
 
 def markdown_link(url: str | None, label: str) -> str:
@@ -78,15 +91,16 @@ def _markdown_item(item: ArticleAlert) -> list[str]:
     article = item.article
     title = one_line(article.title) or "(untitled)"
     lines = [f"**{markdown_link(article.url, title)}**", ""]
+    # Two spaces end a line in Markdown without starting a paragraph.
+    if item.rules:
+        lines.append(f"Rules: {markdown_text(', '.join(item.rules))}  ")
     if article.feed:
         lines.append(f"Feed: {markdown_text(article.feed)}  ")
-    if article.published_at:
-        lines.append(f"Published: {markdown_text(iso(article.published_at))}  ")
-    if article.feed or article.published_at:
-        lines.append("")
-    lines += [
-        f"- **{markdown_text(m.entity)}** “{markdown_text(m.text)}”: {markdown_text(m.snippet)}" for m in item.mentions
-    ]
+    lines.append(f"Published: {published(article.published_at)}  ")
+    if article.language:
+        lines.append(f"Language: {markdown_text(article.language)}  ")
+    lines.append("")
+    lines += [f"- **{markdown_text(m.entity)}** “{markdown_text(m.text)}”: {marked_snippet(m)}" for m in item.mentions]
     links = [markdown_link(article.url, "article")]
     if article.archive_url:
         links.append(markdown_link(article.archive_url, "in the archive"))
@@ -195,4 +209,4 @@ def _shown(url: str) -> str:
     return url.partition("?")[0]
 
 
-__all__ = ["AppriseSender", "markdown_body", "markdown_link", "markdown_text"]
+__all__ = ["AppriseSender", "markdown_body", "markdown_link", "markdown_text", "marked_snippet"]
