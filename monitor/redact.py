@@ -18,7 +18,10 @@ parameters) and replaces the rest with ``***``:
   digits mixing both (no word of a story's slug does).
 
 ``redact_text`` does it to every URL inside a text (an error message, a log line), and
-``RedactingFilter`` to every log record a handler writes. Only what is shown changes:
+``RedactingFilter`` to every log record a handler writes. A text also loses the token
+of every secret feed URL path (``/feeds/token/<token>/…``, ``monitor.api.feed_tokens``),
+with or without scheme and host: uvicorn's access log and an error line about a
+request give the path alone. Only what is shown changes:
 the configuration and the database keep the real URLs.
 """
 
@@ -42,6 +45,8 @@ _HOOK_SEGMENTS = frozenset({"hooks", "webhooks", "webhook", "webhookb2"})
 _TOKEN_PATH_HOSTS = ("hooks.slack.com",)
 # The segment after one of these is a credential: IFTTT's ``/with/key/<key>``, and alike.
 _KEY_SEGMENTS = frozenset({"key", "apikey", "api_key", "api-key", "token", "access_token", "secret", "password"})
+# The API's secret feed URLs: the segment after /feeds/token/ is a feed's secret.
+_FEED_TOKEN_RE = re.compile(r"(/feeds/token/)[^/?#:\s\"'<>]+", re.IGNORECASE)
 # Telegram's bot API: ``/bot<id>:<secret>/method`` (and ``/file/bot<…>/``).
 _TELEGRAM_BOT_RE = re.compile(r"bot\d+:.+", re.IGNORECASE)
 
@@ -112,7 +117,9 @@ def _redact_query(query: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every URL in it passed through ``redact_url``."""
+    """``text`` with every URL in it passed through ``redact_url``, and no feed token."""
+    if "/feeds/token/" in text.lower():
+        text = _FEED_TOKEN_RE.sub(r"\1" + MASK, text)
     if "://" not in text:
         return text
 

@@ -95,3 +95,20 @@ def test_log_lines_carry_no_secret(formatter: logging.Formatter) -> None:
         first, second = (json.loads(line) for line in written.splitlines())
         assert first["target"] == "https://hooks.slack.com/services/***"
         assert "ValueError: cannot post to https://hooks.slack.com/services/***" in second["exception"]
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        # uvicorn's access log: the request's path alone, no scheme or host.
+        (
+            '127.0.0.1:5000 - "GET /feeds/token/0123abcd/rules/csto.atom?limit=5 HTTP/1.1" 200',
+            '127.0.0.1:5000 - "GET /feeds/token/***/rules/csto.atom?limit=5 HTTP/1.1" 200',
+        ),
+        ("GET /Feeds/Token/s3cret: database unavailable", "GET /Feeds/Token/***: database unavailable"),
+        ("see https://m.example/feeds/token/s3cret/mentions.atom.", "see https://m.example/feeds/token/***/mentions.atom."),
+        ("GET /feeds/mentions.atom 200", None),
+    ],
+)  # fmt: skip
+def test_secret_feed_urls_lose_their_token(line: str, shown: str | None) -> None:
+    assert redact_text(line) == (shown or line)

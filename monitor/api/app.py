@@ -6,6 +6,8 @@
     GET /api/articles/{id}       one article, its text and mentions           (token)
     GET /api/feeds               feeds and their polling health               (token)
     GET /feeds/mentions.atom     Atom feed of new mentions                    (token)
+    GET /feeds/rules/{name}.atom Atom feed of what a rule fires on            (token)
+    GET /feeds/token/{token}/…   either feed by its secret URL, for readers   (the feed's own token)
     GET /api/stats/mentions      articles mentioning each entity per UTC day  (token)
     GET /                        the search page                              (token, via login)
     GET /articles/{id}           an article's page; /seeds/{name} a seed's    (token, via login)
@@ -34,7 +36,7 @@ from sqlalchemy.engine import Engine
 from monitor.api.deps import Services
 from monitor.api.errors import install_error_handlers, strip_validation_responses
 from monitor.api.metrics import RequestMetrics, registry_for
-from monitor.api.routes import article_page, articles, feeds, page, sources_page, stats, system
+from monitor.api.routes import article_page, articles, atom_feeds, feeds, page, sources_page, stats, system
 from monitor.api.throttle import FailedAttempts
 from monitor.config import Settings
 from monitor.db import make_engine
@@ -111,6 +113,8 @@ def create_app(
         articles.router,
         feeds.api_router,
         feeds.atom_router,
+        atom_feeds.router,
+        atom_feeds.secret_router,
         stats.api_router,
         page.router,
         article_page.router,

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from monitor.api.feed_tokens import feed_token
 from monitor.api.throttle import FailedAttempts
 from monitor.api.timeouts import statement_timeout
 from monitor.config import Settings
@@ -87,6 +88,21 @@ def require_token(
         raise HTTPException(
             status_code=401,
             detail="invalid bearer token",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
+        )
+
+
+def require_feed_token(settings: Settings, given: str, feed: str) -> None:
+    """Let a secret feed URL through when its token is ``feed``'s (see ``monitor.api.feed_tokens``).
+
+    Only the Atom routes under ``/feeds/token/`` call this: ``/api/`` never takes it.
+    """
+    if settings.api_token is None:
+        return  # every feed is open
+    if not token_matches(given, feed_token(settings.api_token, feed)):
+        raise HTTPException(
+            status_code=401,
+            detail="invalid feed token: this secret URL is not this feed's (monitor feed-urls lists them)",
             headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
         )
 
