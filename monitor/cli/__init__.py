@@ -61,8 +61,11 @@ class App:
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
             # httpx logs every request at INFO with its whole URL ("HTTP Request: POST
             # https://hooks.example/…"): a line per request, and a webhook's token in it.
+            # Apprise tells of every notification at INFO ("Notifying 1 service(s)."); its
+            # warnings stay.
             if self._settings.log_level != "DEBUG":
                 logging.getLogger("httpx").setLevel(logging.WARNING)
+                logging.getLogger("apprise").setLevel(logging.WARNING)
         return self._settings
 
     @property
