@@ -216,3 +216,34 @@ def test_a_bad_rule_stops_the_rulebook_with_one_line_naming_it(ruled: Callable[.
             Archive(settings)
         assert str(caught.value).startswith(expected) and "\n" not in str(caught.value)
         Archive(settings, alerting=False)  # a backfill without alerts needs no rules
+
+
+@sqlite_only
+def test_a_reload_that_changes_the_rules_reconfigures_the_daemon(ruled: Callable[..., Settings]) -> None:
+    from monitor.scheduling.daemon import changes
+
+    before = ruled([{"name": "csto", "query": "entity:CSTO"}])
+    after = ruled([{"name": "csto", "query": "entity:CSTO -football"}])
+    assert "alert rules changed" in changes(before, after)
+    assert "alert rules changed" not in changes(before, ruled([{"name": "csto", "query": "entity:CSTO"}]))
+
+
+@sqlite_only
+def test_monitor_alerts_names_the_rules_of_each_alert(
+    engine: sa.Engine,
+    ruled: Callable[..., Settings],
+    run_cli: Callable[..., Any],
+    config_file: Callable[..., Any],
+    database_url: str,
+) -> None:
+    import json
+
+    rules = [{"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"]}]
+    settings = ruled(rules)
+    store_all(engine, settings, ["summit"])
+    config = config_file(json.dumps(settings.model_dump(mode="json")))
+    listing = run_cli("--config", str(config), "alerts", "--status", "pending")
+    assert listing.exit_code == 0, listing.output
+    assert "webhook:ops article 1 [CSTO] rules: csto; due" in listing.stdout
+    listed = json.loads(run_cli("--config", str(config), "alerts", "--json").stdout)
+    assert [a["rules"] for a in listed["alerts"]] == [["csto"]]

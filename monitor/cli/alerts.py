@@ -135,9 +135,10 @@ def _print_alerts(views: list[AlertView]) -> None:
             "failed": "failed",
         }.get(v.status, v.status)
         title = " ".join((v.title or v.url).split())[:80]
+        rules = f" rules: {', '.join(v.rules)};" if v.rules else ""
         echo(
             f"  #{v.id} {v.status:<7} {v.channel} article {v.article_id} "
-            f"[{', '.join(v.entities)}] {when}, {v.attempts} attempt(s): {title}"
+            f"[{', '.join(v.entities)}]{rules} {when}, {v.attempts} attempt(s): {title}"
         )
         if v.last_error and v.status != "sent":
             echo(f"      last error: {redact_text(v.last_error)}")
