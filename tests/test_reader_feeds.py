@@ -281,3 +281,25 @@ def test_the_token_is_derived_and_not_guessable_from_another() -> None:
     tokens |= {feed_token("other", f) for f in (MENTIONS, "rules/a")}
     assert len(tokens) == 5 and all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
     assert TOKEN not in "".join(tokens)
+
+
+# ---------------------------------------------------- where a person finds the URLs
+
+
+def test_the_page_shows_the_secret_urls_to_a_signed_in_person_only(
+    ruled: Callable[..., Settings], engine: sa.Engine
+) -> None:
+    store(engine, ruled())
+    secret = feed_path(rule_feed("csto"), TOKEN)
+    with TestClient(create_app(ruled(api_token=TOKEN), engine)) as client:
+        anonymous = client.get("/subscribe")
+        assert anonymous.status_code == 401 and "/feeds/token/" not in anonymous.text
+        signed_in = client.get("/subscribe", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert signed_in.status_code == 200
+        assert f'href="http://testserver{secret}"' in signed_in.text
+        assert 'href="/subscribe" aria-current="page"' in signed_in.text
+        assert TOKEN not in signed_in.text
+        assert client.get(secret).status_code == 200
+    with TestClient(create_app(ruled(), engine)) as client:
+        page = client.get("/subscribe").text
+        assert 'href="http://testserver/feeds/rules/csto.atom"' in page and "open to anyone" in page

@@ -13,6 +13,7 @@
     GET /articles/{id}           an article's page; /seeds/{name} a seed's    (token, via login)
     GET /sources                 every feed's health                          (token, via login)
     GET /mentions                a chart of mentions over time per entity     (token, via login)
+    GET /subscribe               the Atom feeds' URLs (secret with a token)   (token, via login)
 
 "(token)": only when ``api_token`` is set. See docs/api.md.
 """
@@ -36,7 +37,17 @@ from sqlalchemy.engine import Engine
 from monitor.api.deps import Services
 from monitor.api.errors import install_error_handlers, strip_validation_responses
 from monitor.api.metrics import RequestMetrics, registry_for
-from monitor.api.routes import article_page, articles, atom_feeds, feeds, page, sources_page, stats, system
+from monitor.api.routes import (
+    article_page,
+    articles,
+    atom_feeds,
+    feeds,
+    page,
+    sources_page,
+    stats,
+    subscribe_page,
+    system,
+)
 from monitor.api.throttle import FailedAttempts
 from monitor.config import Settings
 from monitor.db import make_engine
@@ -120,6 +131,7 @@ def create_app(
         article_page.router,
         sources_page.router,
         stats.page_router,
+        subscribe_page.router,
     ):
         app.include_router(router)
     _use_400_in_openapi(app)
