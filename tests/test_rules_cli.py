@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from monitor.models import Alert, Article
 from tests.support.feeds import Item, article_page, rss20, story
+from tests.support.notify import NotifyReceiver
 from tests.support.paths import SEEDS_DIR
 from tests.support.servers import HTTPServer, Response, SMTPSink, WebhookReceiver
 
@@ -232,7 +233,7 @@ def test_done_when_polled_articles_reach_the_channels_their_rules_name(
     server: HTTPServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The rule for Almaty unrest to one channel, CSTO to a webhook; a feed on a local
+    """The rule for Almaty unrest to an Apprise URL, CSTO to a webhook; a feed on a local
     server: each channel gets exactly what search lists for its rule, and says why."""
     items = []
     for name, text in STORIES.items():
@@ -240,28 +241,39 @@ def test_done_when_polled_articles_reach_the_channels_their_rules_name(
         items.append(Item(title=name.title(), link=server.url(f"/{name}")))
     server.route("/feed", Response(rss20(items), headers={"content-type": "application/rss+xml"}))
     monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
-    config = configure(
-        config_file,
-        database_url,
-        hook,
-        smtp,
-        poll={"allow_private_networks": True, "extract_workers": 1},
-        feeds=[{"name": "Steppe Wire", "url": server.url("/feed")}],
-        rules=[
-            {"name": "almaty-unrest", "query": UNREST, "channels": ["email"]},
-            {"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"]},
-        ],
-    )
-    polled = run_cli("--config", str(config), "poll", "--json")
-    assert polled.exit_code == 0, polled.output
+    with NotifyReceiver() as team:
+        config = configure(
+            config_file,
+            database_url,
+            hook,
+            smtp,
+            poll={"allow_private_networks": True, "extract_workers": 1},
+            feeds=[{"name": "Steppe Wire", "url": server.url("/feed")}],
+            alerts={
+                "webhooks": [hook.settings(name="ops") | {"secret": "${WEBHOOK_SECRET}"}],
+                "apprise": [{"name": "team", "urls": [team.url("json")]}],
+                "public_url": "https://monitor.example.org",
+            },
+            rules=[
+                {"name": "almaty-unrest", "query": UNREST, "channels": ["apprise:team"]},
+                {"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"]},
+            ],
+        )
+        preview = json.loads(run_cli("--config", str(config), "rules", "test", "almaty-unrest", "--json").stdout)
+        assert preview["articles"] == []  # nothing stored yet
+        polled = run_cli("--config", str(config), "poll", "--json")
+        assert polled.exit_code == 0, polled.output
+        notified = [post.json() for post in team.delivered()]
     for query, received in (
-        (UNREST, [m["Subject"].rsplit(": ", 1)[1] for m in smtp.messages]),
+        (UNREST, [sent["title"].rsplit(": ", 1)[1] for sent in notified]),
         ("entity:CSTO", [d.payload["data"]["article"]["title"] for d in hook.deliveries]),
     ):
         listed = json.loads(run_cli("--config", str(config), "search", query, "--json").stdout)
         assert sorted(received) == sorted(a["title"] for a in listed) != []
-    assert sorted(received) == ["Summit", "Troops"]
+    assert sorted(sent["title"].rsplit(": ", 1)[1] for sent in notified) == ["Protest", "Troops"]
+    assert sorted(d.payload["data"]["article"]["title"] for d in hook.deliveries) == ["Summit", "Troops"]
     assert all(d.payload["data"]["rules"] == ["csto"] for d in hook.deliveries)
     assert all(d.payload["data"]["article"]["feed"] == "Steppe Wire" for d in hook.deliveries)
-    for mail in smtp.messages:
-        assert "almaty-unrest" in mail["Subject"] and "<mark>" in mail.get_body(("html",)).get_content()
+    for sent in notified:
+        assert "almaty-unrest" in sent["message"] and "**Alma" in sent["message"], sent["message"]
+    assert not smtp.messages

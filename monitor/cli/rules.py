@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from monitor.cli import App, app_for, command, config_option, echo, main
-from monitor.cli.search import _limit_option, _print_list, _time_option
 from monitor.config import Settings
 from monitor.db import session
 from monitor.errors import QueryError
+from monitor.models import ArticleSummary
+from monitor.query import parse_time
 from monitor.rules import Rule, Rulebook, check_query
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_articles
 
@@ -110,11 +111,7 @@ def test(app: App, rule_or_query: tuple[str, ...], since: str, limit: str, as_js
     if rule is None:
         rule = Rule(name="", query=text, channels=())
         check_query(text, app.settings.entities)
-    filters = SearchFilters(
-        query=rule.query,
-        since=_time_option("--since", since, datetime.now(UTC), end=False),
-        limit=_limit_option(limit),
-    )
+    filters = SearchFilters(query=rule.query, since=_since(since), limit=_limit(limit))
     with session(app.engine) as db:
         page = search_articles(db, filters, entities=app.settings.entities)
     if as_json:
@@ -135,4 +132,32 @@ def test(app: App, rule_or_query: tuple[str, ...], since: str, limit: str, as_js
         echo(f"query: {rule.query}")
     echo(f"would have fired on (since {since}; nothing is sent):")
     echo()
-    _print_list(page.items, more=page.next_cursor is not None)
+    for item in page.items:
+        _print_item(item)
+    shown = f"{len(page.items)} article{'s' if len(page.items) != 1 else ''}"
+    echo(f"{shown}; more match (raise --limit)" if page.next_cursor else shown)
+
+
+def _since(value: str) -> datetime:
+    try:
+        return parse_time(value, now=datetime.now(UTC))
+    except QueryError as exc:
+        raise QueryError(f"--since: {str(exc).removeprefix('time: ')}") from None
+
+
+def _limit(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise QueryError(f"--limit: {value!r} is not a whole number from 1 to {MAX_LIMIT}") from None
+
+
+def _print_item(item: ArticleSummary) -> None:
+    moment = (item.published_at or item.fetched_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    facts = [moment, item.feed or "imported", *([", ".join(item.entities)] if item.entities else [])]
+    echo(f"#{item.id}  " + "  ·  ".join(facts))
+    echo(f"  {item.title or '(no title)'}")
+    if item.snippet:
+        echo(f"  {item.snippet}")
+    echo(f"  {item.url}")
+    echo()
