@@ -59,7 +59,7 @@ def test_add_a_site_shows_what_was_found_and_stores_the_feed(run_cli: Run, confi
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "found: Local Site (rss20): 2 entries, last entry 2024-01-06T10:00:00Z",
+        "found: Local Site (rss20): 2 entries, last entry 2024-01-06 10:00 UTC",
         f"feed URL: {server.url('/feed.xml')} (linked from the page)",
         "other feeds the page names (add them by their URL):",
         f"  {server.url('/comments.xml')}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, tzinfo
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from monitor.cli import App, app_for, command, config_option, echo, main
 from monitor.db import session
 from monitor.errors import ConfigError, InputError
 from monitor.redact import redact_text
-from monitor.times import iso
+from monitor.times import iso, shown_time
 
 # The largest id an alert can have (its column is an INTEGER: 32 bits on PostgreSQL);
 # a larger number names no alert, and in a query it is an error of the database.
@@ -69,8 +70,9 @@ def alerts(ctx: click.Context, status: str, channel: str | None, limit: int, as_
         listed = [_redacted(v.as_dict()) for v in views]
         click.echo(json.dumps({"channels": channels, "alerts": listed}, ensure_ascii=False, indent=2))
         return
-    _print_channels(channels)
-    _print_alerts(views)
+    zone = app.settings.display_zone
+    _print_channels(channels, zone)
+    _print_alerts(views, zone)
 
 
 def _channels(app: App, db: Any) -> list[dict[str, Any]]:
@@ -106,7 +108,12 @@ def _redacted(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _print_channels(channels: list[dict[str, Any]]) -> None:
+def _shown(stamp: str, zone: tzinfo) -> str:
+    """A time of a channel's row (ISO, for ``--json``) as people read it."""
+    return shown_time(datetime.fromisoformat(stamp), zone)
+
+
+def _print_channels(channels: list[dict[str, Any]], zone: tzinfo) -> None:
     if not channels:
         echo("no alert channels configured (alerts.email, alerts.webhooks, alerts.apprise)")
         return
@@ -114,24 +121,29 @@ def _print_channels(channels: list[dict[str, Any]]) -> None:
     for row in channels:
         counts = ", ".join(f"{row[s]} {s}" for s in STATUSES)
         if row["disabled_at"]:
-            state = f"DISABLED since {row['disabled_at']}: {row['disabled_reason']}"
+            state = f"DISABLED since {_shown(row['disabled_at'], zone)}: {row['disabled_reason']}"
             state += " (`monitor alerts retry` re-enables it)"
         elif not row["configured"]:
             state = "not in the configuration any more"
         else:
-            state = f"last sent {row['last_sent_at']}" if row["last_sent_at"] else "nothing sent yet"
+            sent = row["last_sent_at"]
+            state = f"last sent {_shown(sent, zone)}" if sent else "nothing sent yet"
         echo(f"  {row['key']}: {counts}; {state}")
 
 
-def _print_alerts(views: list[AlertView]) -> None:
+def _when(moment: datetime | None, zone: tzinfo) -> str:
+    return shown_time(moment, zone) if moment is not None else "-"
+
+
+def _print_alerts(views: list[AlertView], zone: tzinfo) -> None:
     if not views:
         echo("no alerts")
         return
     echo("Alerts (newest first):")
     for v in views:
         when = {
-            "pending": f"due {iso(v.next_attempt_at)}",
-            "sent": f"sent {iso(v.sent_at)}",
+            "pending": f"due {_when(v.next_attempt_at, zone)}",
+            "sent": f"sent {_when(v.sent_at, zone)}",
             "failed": "failed",
         }.get(v.status, v.status)
         title = " ".join((v.title or v.url).split())[:80]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
@@ -16,6 +16,7 @@ from monitor.models import ArticleSummary
 from monitor.query import parse_time
 from monitor.rules import Rule, Rulebook, check_query
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_articles
+from monitor.times import shown_time
 
 
 def _span(seconds: float | None) -> str | None:
@@ -133,7 +134,7 @@ def test(app: App, rule_or_query: tuple[str, ...], since: str, limit: str, as_js
     echo(f"would have fired on (since {since}; nothing is sent):")
     echo()
     for item in page.items:
-        _print_item(item)
+        _print_item(item, app.settings.display_zone)
     shown = f"{len(page.items)} article{'s' if len(page.items) != 1 else ''}"
     echo(f"{shown}; more match (raise --limit)" if page.next_cursor else shown)
 
@@ -152,8 +153,8 @@ def _limit(value: str) -> int:
         raise QueryError(f"--limit: {value!r} is not a whole number from 1 to {MAX_LIMIT}") from None
 
 
-def _print_item(item: ArticleSummary) -> None:
-    moment = (item.published_at or item.fetched_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _print_item(item: ArticleSummary, zone: tzinfo) -> None:
+    moment = shown_time(item.published_at or item.fetched_at, zone)
     facts = [moment, item.feed or "imported", *([", ".join(item.entities)] if item.entities else [])]
     echo(f"#{item.id}  " + "  ·  ".join(facts))
     echo(f"  {item.title or '(no title)'}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from monitor.config import parse_duration
 from monitor.db import session
 from monitor.errors import FetchError, InputError
 from monitor.outcomes import FailureKind
-from monitor.times import iso_utc, utcnow
+from monitor.times import shown_time, utcnow
 
 if TYPE_CHECKING:
     from monitor.models import Feed
@@ -83,7 +84,7 @@ def add(app: App, url: str, name: str | None, interval: float | None, tags: tupl
     if as_json:
         click.echo(json.dumps(view, ensure_ascii=False))
         return
-    for line in _describe(found):
+    for line in _describe(found, settings.display_zone):
         echo(line)
     echo(f"added feed {feed.name!r} (id {feed.id}); a running daemon polls it within {settings.poll.tick:g}s")
 
@@ -100,8 +101,8 @@ async def _discover(app: App, url: str) -> Discovered:
             raise FetchError(exc.kind, f"cannot add {url}: {exc.message}{hint}") from None
 
 
-def _describe(found: Discovered) -> list[str]:
-    last = iso_utc(found.last_entry_at) if found.last_entry_at else "none dated"
+def _describe(found: Discovered, zone: tzinfo) -> list[str]:
+    last = shown_time(found.last_entry_at, zone) if found.last_entry_at else "none dated"
     how = {"given": "the URL given", "link": "linked from the page", "path": "at a usual path"}[found.via]
     lines = [
         f"found: {found.title or '(untitled)'} ({found.feed.format}): {found.entries} entries, last entry {last}",

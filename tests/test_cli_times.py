@@ -1,0 +1,81 @@
+"""Times in the commands' human output: in UTC and marked so, or in ``display_timezone`` with its name.
+
+Never a bare local time. ``--json`` keeps ISO 8601 UTC whatever the display zone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from monitor.config import load_settings
+from monitor.db import make_engine, session
+from monitor.models import Article
+from tests.support.archive import add_article
+from tests.support.servers import WebhookReceiver
+
+# A human time as the page writes it too: "2022-01-06 10:00 UTC", "2022-01-06 16:00 UTC+06".
+SHOWN = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC(?:[+-]\d\d)?"
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d"
+ZONES = {"UTC": "UTC", "Asia/Almaty": r"UTC\+0[56]"}  # Almaty: +06 until March 2024, +05 since
+
+
+def write_config(config_file: Callable[..., Path], database_url: str, zone: str, **extra: Any) -> Path:
+    return config_file(yaml.safe_dump({"database_url": database_url, "display_timezone": zone, **extra}))
+
+
+@pytest.mark.parametrize("zone", list(ZONES))
+def test_alerts_show_times_in_the_display_zone_marked(
+    run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str, zone: str
+) -> None:
+    with WebhookReceiver(secret="s1") as ops, WebhookReceiver(secret="s2", status=410) as gone:
+        hooks = {"webhooks": [ops.settings(name="ops"), gone.settings(name="gone")]}
+        config = write_config(config_file, database_url, zone, alerts=hooks)
+        settings = load_settings(config, {})
+        engine = make_engine(settings.database_url)
+        add_article(engine, settings, url="https://n.example/1")
+        engine.dispose()
+        assert run_cli("--config", str(config), "alerts", "deliver").exit_code == 0
+
+    listing = run_cli("--config", str(config), "alerts").stdout
+    label = ZONES[zone]
+    assert re.search(rf"webhook:gone: .*; DISABLED since \d{{4}}-\d\d-\d\d \d\d:\d\d {label}: HTTP 410", listing)
+    assert re.search(rf"webhook:ops: .*; last sent \d{{4}}-\d\d-\d\d \d\d:\d\d {label}$", listing, re.M)
+    assert re.search(rf" sent \d{{4}}-\d\d-\d\d \d\d:\d\d {label}, 1 attempt", listing)
+    assert not re.search(ISO, listing), listing
+    listed = json.loads(run_cli("--config", str(config), "alerts", "--json").stdout)
+    assert all(c["last_sent_at"] is None or c["last_sent_at"].endswith("Z") for c in listed["channels"])
+
+
+def _published(engine: sa.Engine, moment: datetime) -> None:
+    with session(engine) as db:
+        for article in db.query(Article).all():
+            article.published_at = moment
+        db.commit()
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"), [("UTC", "2022-01-06 10:00 UTC"), ("Asia/Almaty", "2022-01-06 16:00 UTC+06")]
+)
+def test_rules_test_shows_times_in_the_display_zone_marked(
+    run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str, zone: str, shown: str
+) -> None:
+    config = write_config(config_file, database_url, zone)
+    settings = load_settings(config, {})
+    engine = make_engine(settings.database_url)
+    add_article(engine, settings, url="https://n.example/1")
+    _published(engine, datetime(2022, 1, 6, 10, tzinfo=UTC))
+    engine.dispose()
+
+    tried = run_cli("--config", str(config), "rules", "test", "entity:CSTO", "--since", "2022-01-01")
+    assert tried.exit_code == 0, tried.output
+    assert re.search(rf"^#\d+  {re.escape(shown)}  ·  ", tried.stdout, re.M), tried.stdout
+    assert all(re.fullmatch(SHOWN, m) for m in re.findall(rf"{SHOWN}", tried.stdout))
