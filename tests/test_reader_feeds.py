@@ -212,6 +212,9 @@ def test_a_feed_reader_opens_a_feed_by_its_secret_url_only(guarded: tuple[httpx.
     # The bearer token still opens the plain URLs.
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     assert reader.get("/feeds/rules/almaty-unrest.atom", headers=bearer).status_code == 200
+    # Metrics count requests by route template, never by the path with its token.
+    figures = reader.get("/metrics").text
+    assert 'route="/feeds/token/{token}/rules/{name}.atom"' in figures and unrest_token not in figures
 
 
 def test_changing_the_api_token_revokes_every_secret_url(ruled: Callable[..., Settings], engine: sa.Engine) -> None:
