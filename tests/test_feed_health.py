@@ -177,7 +177,7 @@ def test_each_feed_is_polled_at_its_own_pace_within_the_bounds(
     interval, wait = planned("wire")
     assert interval == 300 and 0.9 * 300 <= wait <= 1.1 * 300 + 60
     interval, wait = planned("hourly")
-    assert interval == pytest.approx(1800, rel=0.01) and 7200 <= wait <= 7200 + 60
+    assert interval == pytest.approx(900, rel=0.01) and 7200 <= wait <= 7200 + 60
     interval, wait = planned("blog")
     assert interval == 6 * 3600 and 0.9 * 6 * 3600 <= wait <= 1.1 * 6 * 3600 + 60
     interval, wait = planned("fixed")

@@ -48,7 +48,7 @@ def test_the_first_poll_learns_the_gap_from_the_history_the_feed_lists() -> None
 
 @pytest.mark.parametrize(
     ("every_minutes", "expected"),
-    [(2, 5 * MINUTE), (20, 10 * MINUTE), (60, 30 * MINUTE), (24 * 60, 6 * HOUR)],
+    [(2, 5 * MINUTE), (40, 10 * MINUTE), (60, 15 * MINUTE), (24 * 60, 6 * HOUR)],
 )
 def test_the_interval_follows_the_publishing_rate_within_the_bounds(every_minutes: float, expected: float) -> None:
     pace, every, _now = run(every_minutes, polls=200)

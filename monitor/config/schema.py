@@ -94,7 +94,7 @@ class PollSettings(_Strict):
     extract_timeout: Duration = 20.0
     # Bounds of the adaptive interval of a feed without its own ``interval``: polled
     # about as often as it publishes, never more often than min, never less than max.
-    min_interval: Duration = 300.0
+    min_interval: Duration = 600.0
     max_interval: Duration = 21600.0
     # Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY. Off: a variable set for other programs
     # (or by an attacker with a foot in the environment) would see every URL polled.

@@ -31,9 +31,10 @@ from monitor.config import PollSettings
 
 # Weight of the newest gap in the moving average: a change of pace shows within a few entries.
 ALPHA = 0.3
-# The interval as a share of the expected gap: about two polls per entry, so the delay
-# from publication to storage stays a fraction of the feed's own rhythm.
-FRACTION = 0.5
+# The interval as a share of the expected gap: about four polls per entry, so the delay
+# from publication to storage stays a small part of the feed's own rhythm (an hourly
+# feed is asked every quarter of an hour, as with a fixed 15m; a daily one every 3h).
+FRACTION = 0.25
 
 
 @dataclass(frozen=True)
