@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -47,7 +46,7 @@ from sqlmodel import Session, col, select
 from monitor.config import EntityConfig
 from monitor.models import Article, Feed, Mention
 from monitor.query import EntityNames, Field, FieldName, Operand, Phrase, Query, fields
-from monitor.search import PG_CONFIG, PG_DOCUMENT, find_feed_id, query_condition, resolve_query
+from monitor.search import PG_CONFIG, PG_DOCUMENT, pick_feed_id, query_condition, resolve_query
 
 _SQLITE_TOKENIZER_RE = re.compile(r"tokenize\s*=\s*'([^']*)'", re.IGNORECASE)
 _SQLITE_DEFAULT_TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -68,19 +67,25 @@ class Percolator:
         index = self._indexes.get(dialect)
         if index is None:
             index = self._indexes[dialect] = _Index.build(self._rules, _Tokenizer(session, dialect))
-        facts = _facts(session, dialect, article_id)
+        facts = _facts(session, dialect, article_id, index.phrase_terms)
         if facts is None:
             return []
+        try:
+            return self._fired(session, index, facts, article_id)
+        finally:
+            facts.positions.forget()
+
+    def _fired(self, session: Session, index: _Index, facts: _Facts, article_id: int) -> list[str]:
         feeds = _Feeds(session)
         fired = []
         for position in index.candidates(facts):
             rule = self._rules[position]
             if any(feeds.id(name) is None for name in rule.feeds):
                 continue  # search refuses a query naming no feed: it lists nothing
-            answer = _Evaluation(index.terms, facts, feeds).query(rule.query)
-            if answer is _Truth.UNKNOWN:
-                answer = _ask_database(session, dialect, rule.query, article_id, feeds)
-            if answer is _Truth.TRUE:
+            answer = index.tests[position](facts, feeds)
+            if answer == UNKNOWN:
+                answer = TRUE if index.exact(position, rule, feeds, session, article_id) else FALSE
+            if answer == TRUE:
                 fired.append(rule.name)
         return fired
 
@@ -108,9 +113,68 @@ class _Facts:
     feed_id: int | None
     feed: str | None
     language: str | None
+    positions: _Positions
 
 
-def _facts(session: Session, dialect: str, article_id: int) -> _Facts | None:
+class _Positions:
+    """Where the article's terms stand, asked only for the terms of a phrase to check.
+
+    A position is (column, offset): FTS5 counts tokens per column (title, text) and
+    matches a phrase within one; PostgreSQL's document is one run (column 0).
+    """
+
+    def __init__(self, session: Session, dialect: str, article_id: int, terms: Iterable[str]) -> None:
+        self.session = session
+        self.dialect = dialect
+        self.article_id = article_id
+        self.terms = list(terms)  # fetched together at the first phrase: one query per article
+        self.known: dict[str, frozenset[tuple[int, int]]] = {}
+
+    def phrase(self, terms: Sequence[str]) -> int:
+        """Whether the terms stand one after another: TRUE or FALSE (UNKNOWN past PostgreSQL's
+        last position, where it piles positions up)."""
+        wanted = [t for t in dict.fromkeys([*terms, *self.terms]) if t not in self.known]
+        self.terms = []
+        if wanted:
+            found: dict[str, set[tuple[int, int]]] = {t: set() for t in wanted}
+            for term, column, offset in self._fetch(wanted):
+                found[term].add((column, offset))
+            self.known.update({t: frozenset(p) for t, p in found.items()})
+        places = [self.known[t] for t in terms]
+        if self.dialect != "sqlite" and any(offset >= _PG_LAST_POSITION for p in places for _, offset in p):
+            return UNKNOWN
+        for column, offset in places[0]:
+            if all((column, offset + k) in places[k] for k in range(1, len(places))):
+                return TRUE
+        return FALSE
+
+    def _fetch(self, terms: list[str]) -> Iterable[tuple[str, int, int]]:
+        if self.dialect == "sqlite":
+            statement = sa.text(
+                f"SELECT term, CASE col WHEN 'title' THEN 0 ELSE 1 END, \"offset\" FROM temp.{_SCRATCH}_instances "
+                "WHERE term IN :terms"
+            ).bindparams(sa.bindparam("terms", expanding=True))
+            rows = self.session.execute(statement, {"terms": terms}).all()
+            return [(term, column, offset) for term, column, offset in rows]
+        statement = sa.text(
+            f"SELECT document.lexeme, 0, position FROM article, unnest({PG_DOCUMENT}) AS document(lexeme, positions, "
+            "weights), unnest(document.positions) AS position "
+            "WHERE article.id = :id AND document.lexeme = ANY(CAST(:terms AS text[]))"
+        )
+        rows = self.session.execute(statement, {"id": self.article_id, "terms": terms}).all()
+        return [(term, column, offset) for term, column, offset in rows]
+
+    def forget(self) -> None:
+        """The article's tokens out of the scratch table (SQLite), for the next article."""
+        if self.dialect == "sqlite":
+            self.session.execute(sa.text(f"INSERT INTO temp.{_SCRATCH}({_SCRATCH}) VALUES ('delete-all')"))
+
+
+# PostgreSQL stores positions up to 16383; later words all stand at 16383.
+_PG_LAST_POSITION = 16383
+
+
+def _facts(session: Session, dialect: str, article_id: int, phrase_terms: frozenset[str]) -> _Facts | None:
     row = session.exec(
         select(Article.feed_id, Feed.name, Article.language)
         .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
@@ -123,7 +187,9 @@ def _facts(session: Session, dialect: str, article_id: int) -> _Facts | None:
     terms = (
         _sqlite_article_terms(session, article_id) if dialect == "sqlite" else _pg_article_terms(session, article_id)
     )
-    return _Facts(frozenset(terms), frozenset(entities), feed_id, feed, language)
+    present = frozenset(terms)
+    positions = _Positions(session, dialect, article_id, phrase_terms & present)
+    return _Facts(present, frozenset(entities), feed_id, feed, language, positions)
 
 
 def _sqlite_scratch(session: Session) -> None:
@@ -150,9 +216,8 @@ def _sqlite_article_terms(session: Session, article_id: int) -> list[str]:
         ),
         {"id": article_id},
     )
-    terms = session.execute(sa.text(f"SELECT term FROM temp.{_SCRATCH}_rows")).scalars().all()
-    session.execute(sa.text(f"INSERT INTO temp.{_SCRATCH}({_SCRATCH}) VALUES ('delete-all')"))
-    return list(terms)
+    # The tokens stay until ``_Positions.forget``: phrases may need their places.
+    return list(session.execute(sa.text(f"SELECT term FROM temp.{_SCRATCH}_rows")).scalars().all())
 
 
 def _pg_article_terms(session: Session, article_id: int) -> list[str]:
@@ -192,8 +257,10 @@ class _Tokenizer:
         return {w: tuple(term for _, term in sorted(found[i])) for i, w in enumerate(words, 1)}
 
     def _pg(self, words: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        # Each lexeme as often as and where it stands in the word, as a phrase needs them.
         statement = sa.text(
-            "SELECT word, array(SELECT lexeme FROM unnest(to_tsvector(CAST(:config AS regconfig), word))) "
+            "SELECT word, array(SELECT document.lexeme FROM unnest(to_tsvector(CAST(:config AS regconfig), word)) "
+            "AS document(lexeme, positions, weights), unnest(document.positions) AS position ORDER BY position) "
             "FROM unnest(CAST(:words AS text[])) AS word"
         )
         rows = self.session.execute(statement, {"config": PG_CONFIG, "words": list(words)}).all()
@@ -213,12 +280,21 @@ class _Index:
     postings: dict[_Atom, list[tuple[int, int]]]  # atom -> (rule, clause) it satisfies
     clauses: list[int]  # per rule: how many clauses must be satisfied
     always: list[int]  # rules nothing narrows
+    tests: list[_Test]  # per rule: its query compiled (``_compiled``)
+    phrase_terms: frozenset[str] = frozenset()  # the terms of phrases of several terms
+    indexed_terms: frozenset[str] | None = None  # the terms some rule is indexed under
+    dialect: str = ""
+    # Per rule and the ids its feed names resolve to: the statement asking the database.
+    statements: dict[tuple[int, tuple[int | None, ...]], sa.Select[int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, rules: Sequence[_Rule], tokenizer: _Tokenizer) -> _Index:
         words = sorted({w for rule in rules for phrase in _phrases(rule.query) for w in phrase.words})
-        index = cls(tokenizer.terms(words), defaultdict(list), [], [])
+        index = cls(tokenizer.terms(words), defaultdict(list), [], [], [], dialect=tokenizer.dialect)
+        in_phrases = (_phrase_terms(p, index.terms) for rule in rules for p in _phrases(rule.query))
+        index.phrase_terms = frozenset(t for terms in in_phrases if len(terms) > 1 for t in terms)
         for position, rule in enumerate(rules):
+            index.tests.append(_compiled_query(rule.query, index.terms))
             clauses = index._clauses(rule.query)
             index.clauses.append(len(clauses))
             if not clauses:
@@ -228,13 +304,25 @@ class _Index:
                     index.postings[atom].append((position, number))
         return index
 
+    def exact(self, position: int, rule: _Rule, feeds: _Feeds, session: Session, article_id: int) -> bool:
+        """What search says of the article for this rule; the statement made once and kept,
+        so that SQLAlchemy's cache of compiled statements serves the next article."""
+        key = (position, tuple(feeds.id(name) for name in rule.feeds))
+        statement = self.statements.get(key)
+        if statement is None:
+            statement = self.statements[key] = _exact_statement(rule.query, self.dialect, feeds)
+        return session.execute(statement, {_ARTICLE: article_id}).first() is not None
+
     def candidates(self, facts: _Facts) -> list[int]:
         """The rules whose every clause has an atom the article has, in rule order."""
-        satisfied: dict[int, set[int]] = defaultdict(set)
-        for atom in _atoms(facts):
+        if self.indexed_terms is None:
+            self.indexed_terms = frozenset(term for kind, term in self.postings if kind == "t")
+        satisfied: dict[int, int] = defaultdict(int)  # rule -> bit mask of its satisfied clauses
+        atoms = [("t", term) for term in facts.terms & self.indexed_terms]
+        for atom in [*atoms, *_other_atoms(facts)]:
             for position, number in self.postings.get(atom, ()):
-                satisfied[position].add(number)
-        found = [p for p, numbers in satisfied.items() if len(numbers) == self.clauses[p]]
+                satisfied[position] |= 1 << number
+        found = [p for p, mask in satisfied.items() if mask == (1 << self.clauses[p]) - 1]
         return sorted(found + self.always)
 
     def _clauses(self, query: Query) -> list[frozenset[_Atom]]:
@@ -281,6 +369,10 @@ class _Index:
         return tuple(terms)
 
 
+def _phrase_terms(phrase: Phrase, terms: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    return tuple(t for word in phrase.words for t in terms.get(word, ()))
+
+
 def _phrases(operand: Operand) -> Iterable[Phrase]:
     if isinstance(operand, Phrase):
         yield operand
@@ -301,8 +393,8 @@ def _primary_language(code: str) -> str:
     return code.lower().replace("_", "-").split("-")[0]
 
 
-def _atoms(facts: _Facts) -> Iterable[_Atom]:
-    yield from (("t", term) for term in facts.terms)
+def _other_atoms(facts: _Facts) -> Iterable[_Atom]:
+    """The article's atoms besides its terms."""
     yield from (("e", entity) for entity in facts.entities)
     if facts.feed is not None:
         yield ("f", facts.feed.casefold())
@@ -312,11 +404,8 @@ def _atoms(facts: _Facts) -> Iterable[_Atom]:
 
 # ---------------------------------------------------------------------- the evaluation
 
-
-class _Truth(Enum):
-    FALSE = 0
-    UNKNOWN = 1
-    TRUE = 2
+# Kleene's three truth values as numbers: AND is min, OR is max, NOT is 2 - x.
+FALSE, UNKNOWN, TRUE = 0, 1, 2
 
 
 class _Feeds:
@@ -324,90 +413,97 @@ class _Feeds:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.rows: list[tuple[int | None, str]] | None = None
         self.known: dict[str, int | None] = {}
 
     def id(self, name: str) -> int | None:
         if name not in self.known:
-            self.known[name] = find_feed_id(self.session, name)
+            if self.rows is None:  # one read of the (small) feed table per article
+                self.rows = [(i, n) for i, n in self.session.exec(select(Feed.id, Feed.name)).all()]
+            self.known[name] = pick_feed_id(self.rows, name)
         return self.known[name]
 
 
-@dataclass(frozen=True)
-class _Evaluation:
-    """A query on an article's facts in three-valued logic (Kleene's)."""
+_Test = Callable[[_Facts, _Feeds], int]
 
-    terms: dict[str, tuple[str, ...]]
-    facts: _Facts
-    feeds: _Feeds
 
-    def query(self, query: Query) -> _Truth:
-        result = _Truth.TRUE
-        for group in query.groups:
-            result = min(result, max((self.operand(o) for o in group), key=_value), key=_value)
-            if result is _Truth.FALSE:
-                return result
-        for operand in query.excluded:
-            result = min(result, _negated(self.operand(operand)), key=_value)
-            if result is _Truth.FALSE:
-                return result
+def _compiled(operand: Operand, terms: Mapping[str, tuple[str, ...]]) -> _Test:
+    """``operand`` as a function of an article's facts to FALSE, UNKNOWN or TRUE.
+
+    Exact for single terms and field terms; UNKNOWN where only the database can tell
+    (a phrase of several terms all present, a word without a term, a language that is
+    not ASCII, which the engines lower-case differently).
+    """
+    if isinstance(operand, Query):
+        return _compiled_query(operand, terms)
+    if isinstance(operand, Phrase):
+        return _compiled_phrase(operand, terms)
+    value = operand.value
+    if operand.name is FieldName.ENTITY:
+        return lambda facts, _: TRUE if value in facts.entities else FALSE
+    if operand.name is FieldName.FEED:
+        return lambda facts, feeds: TRUE if facts.feed_id is not None and feeds.id(value) == facts.feed_id else FALSE
+    wanted = value.lower().replace("_", "-")
+    prefix = wanted + "-"
+
+    def language(facts: _Facts, _: _Feeds) -> int:
+        stored = facts.language
+        if stored is None:
+            return FALSE
+        if not stored.isascii():
+            return UNKNOWN
+        stored = stored.lower().replace("_", "-")
+        return TRUE if stored == wanted or stored.startswith(prefix) else FALSE
+
+    return language
+
+
+def _compiled_phrase(phrase: Phrase, terms: Mapping[str, tuple[str, ...]]) -> _Test:
+    found: list[str] = []
+    for word in phrase.words:
+        if not terms.get(word):
+            return lambda facts, _: UNKNOWN  # a word without a term: the engine's own affair
+        found += terms[word]
+    if len(found) == 1:
+        term = found[0]
+        return lambda facts, _: TRUE if term in facts.terms else FALSE
+    # Several terms: all there, and one after another.
+    needed = frozenset(found)
+    return lambda facts, _: facts.positions.phrase(found) if needed <= facts.terms else FALSE
+
+
+def _compiled_query(query: Query, terms: Mapping[str, tuple[str, ...]]) -> _Test:
+    groups = [[_compiled(o, terms) for o in group] for group in query.groups]
+    excluded = [_compiled(o, terms) for o in query.excluded]
+
+    def test(facts: _Facts, feeds: _Feeds) -> int:
+        result = TRUE
+        for group in groups:
+            best = FALSE
+            for operand in group:
+                best = max(best, operand(facts, feeds))
+                if best == TRUE:
+                    break
+            result = min(result, best)
+            if result == FALSE:
+                return FALSE
+        for operand in excluded:
+            result = min(result, TRUE - operand(facts, feeds))
+            if result == FALSE:
+                return FALSE
         return result
 
-    def operand(self, operand: Operand) -> _Truth:
-        if isinstance(operand, Query):
-            return self.query(operand)
-        if isinstance(operand, Phrase):
-            return self.phrase(operand)
-        if operand.name is FieldName.ENTITY:
-            return _truth(operand.value in self.facts.entities)
-        if operand.name is FieldName.FEED:
-            feed_id = self.feeds.id(operand.value)
-            return _truth(feed_id is not None and feed_id == self.facts.feed_id)
-        return self.language(operand.value)
-
-    def phrase(self, phrase: Phrase) -> _Truth:
-        terms: list[str] = []
-        for word in phrase.words:
-            found = self.terms.get(word, ())
-            if not found:
-                return _Truth.UNKNOWN  # a word without a term: what the engine does is its own
-            terms += found
-        if any(term not in self.facts.terms for term in terms):
-            return _Truth.FALSE
-        # One term: it is there. Several: the index knows whether they stand in order.
-        return _Truth.TRUE if len(terms) == 1 else _Truth.UNKNOWN
-
-    def language(self, code: str) -> _Truth:
-        stored = self.facts.language
-        if stored is None:
-            return _Truth.FALSE
-        if not stored.isascii():
-            return _Truth.UNKNOWN  # the engines lower-case non-ASCII differently
-        stored = stored.lower().replace("_", "-")
-        wanted = code.lower().replace("_", "-")
-        return _truth(stored == wanted or stored.startswith(wanted + "-"))
+    return test
 
 
-def _value(truth: _Truth) -> int:
-    return truth.value
+_ARTICLE = "percolated_article_id"
 
 
-def _truth(value: bool) -> _Truth:
-    return _Truth.TRUE if value else _Truth.FALSE
-
-
-def _negated(truth: _Truth) -> _Truth:
-    return _Truth(2 - truth.value)
-
-
-def _ask_database(session: Session, dialect: str, query: Query, article_id: int, feeds: _Feeds) -> _Truth:
-    """Search's own condition, restricted to the one article."""
-
-    def feed_id(name: str) -> int | None:
-        return feeds.id(name)
-
-    condition = query_condition(query, dialect=dialect, feed_id=feed_id, article_id=article_id)
-    statement = select(sa.literal(1)).select_from(Article).where(col(Article.id) == article_id, condition)
-    return _truth(session.exec(statement).first() is not None)
+def _exact_statement(query: Query, dialect: str, feeds: _Feeds) -> sa.Select[int]:
+    """Search's own condition restricted to one article (bound as ``_ARTICLE``)."""
+    article_id = sa.bindparam(_ARTICLE, type_=sa.Integer)
+    condition = query_condition(query, dialect=dialect, feed_id=feeds.id, article_id=article_id)
+    return sa.select(sa.literal(1)).select_from(Article).where(col(Article.id) == article_id, condition)
 
 
 __all__ = ["Percolator"]

@@ -265,7 +265,7 @@ def query_condition(
     *,
     dialect: str,
     feed_id: Callable[[str], int | None],
-    article_id: int | None = None,
+    article_id: int | sa.BindParameter[int] | None = None,
 ) -> sa.ColumnElement[bool]:
     """The SQL condition on ``article`` that holds exactly when the article matches.
 
@@ -281,7 +281,7 @@ def query_condition(
 class _Renderer:
     dialect: str
     feed_id: Callable[[str], int | None]
-    article_id: int | None
+    article_id: int | sa.BindParameter[int] | None
 
     def query(self, query: Query) -> sa.ColumnElement[bool]:
         if query.is_text():
@@ -395,7 +395,11 @@ def find_feed_id(session: Session, name: str) -> int | None:
 
     Names are compared in Python because SQLite's lower() folds ASCII only.
     """
-    feeds = session.exec(select(Feed.id, Feed.name)).all()
+    return pick_feed_id(session.exec(select(Feed.id, Feed.name)).all(), name)
+
+
+def pick_feed_id(feeds: Sequence[tuple[int | None, str]], name: str) -> int | None:
+    """Of ``feeds`` (id, name), the one ``name`` names, as ``find_feed_id`` picks it."""
     for feed_id, feed_name in feeds:
         if feed_name == name:
             return stored_id(feed_id)
