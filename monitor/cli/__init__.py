@@ -256,6 +256,10 @@ COMMANDS = {
     "analyze": Lazy(
         "monitor.cli.archive:analyze", "Extract, dedup and match local .txt/.html files without storing anything."
     ),
+    "export": Lazy(
+        "monitor.cli.export:export",
+        "Stream every article matching QUERY with its whole text, as JSON Lines or CSV.",
+    ),
     "feeds": Lazy("monitor.cli.feeds:feeds", _FEEDS_SUMMARY),
     "import": Lazy(
         "monitor.cli.archive:import_files", "Store local .txt/.html files as archived articles (backfills)."

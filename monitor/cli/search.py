@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import click
@@ -12,12 +15,12 @@ from monitor.db import session
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
 from monitor.query import parse_time
-from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_articles
+from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchPage, search_articles
 
 
 # Unknown options pass through as query words, so that an exclusion can start the
 # query unquoted (``monitor search -Tokayev CSTO``); a mistyped ``--option`` is still
-# reported (see ``_query_text``).
+# reported (see ``query_text``).
 @command(main, "search", context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1)
 @click.option(
@@ -40,7 +43,12 @@ from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_artic
     metavar="N",
     default=str(DEFAULT_LIMIT),
     show_default=True,
-    help=f"How many articles to list (1 to {MAX_LIMIT}).",
+    help="How many articles to list (any number: they are read a page at a time).",
+)
+@click.option(
+    "--cursor",
+    metavar="CURSOR",
+    help="Continue after an earlier listing (the cursor it printed when more matched).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a list.")
 def search(
@@ -52,6 +60,7 @@ def search(
     feed: str | None,
     include_duplicates: bool,
     limit: str,
+    cursor: str | None,
     as_json: bool,
 ) -> None:
     """List archived articles matching QUERY, newest first.
@@ -59,47 +68,78 @@ def search(
     QUERY matches words anywhere in the title or text (all of them); "quoted
     words" match a phrase; OR between two words or phrases matches either (OR
     binds tighter than the space); -word or -"a phrase" leaves out articles with
-    it; (parentheses) group, and a group can be excluded: -(a OR b). Field
-    terms: entity:NAME (a tracked entity, by name or alias), feed:NAME
-    (feed:"The Diplomat") and lang:CODE (lang:en also matches en-US). Case and
-    accents do not matter, English words match their other forms (protest,
-    protests). Without QUERY every article passing the filters is listed.
-    Duplicates (republished copies) are left out unless asked for.
+    it. Case and accents do not matter, English words match their other forms
+    (protest, protests). Without QUERY every article passing the filters is
+    listed. Duplicates (republished copies) are left out unless asked for.
+
+    When more articles match than --limit, the listing ends with a cursor: pass
+    it as --cursor to list the next ones (with --json it is printed on stderr as
+    "next cursor: CURSOR", so that stdout stays one JSON array).
 
     \b
     Examples:
       monitor search Almaty
       monitor search '"security treaty" CSTO OR ОДКБ -Tokayev' --since 7d
-      monitor search 'entity:Alma-Ata (protest OR unrest) -football lang:en'
       monitor search --entity Nazarbayev --since 2022-01-01 --until 2022-01-31 --json
+      monitor search Almaty --limit 5000 --json > almaty.json
     """
     now = datetime.now(UTC)
     filters = SearchFilters(
-        query=_query_text(query),
+        query=query_text(query),
         entities=entities,
-        since=_time_option("--since", since, now, end=False),
-        until=_time_option("--until", until, now, end=True),
+        since=time_option("--since", since, now, end=False),
+        until=time_option("--until", until, now, end=True),
         feed=feed,
         include_duplicates=include_duplicates,
-        limit=_limit_option(limit),
+        cursor=cursor or None,
     )
-    with session(app.engine) as db:
-        page = search_articles(db, filters, entities=app.settings.entities)
+    pages = _pages(app, filters, _limit_option(limit))
     if as_json:
-        items = [item.model_dump(mode="json") for item in page.items]
-        click.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        next_cursor = _print_json(pages)
+        if next_cursor:
+            click.echo(f"next cursor: {next_cursor}", err=True)
         return
-    _print_list(page.items, more=page.next_cursor is not None)
+    _print_list(pages)
 
 
-def _query_text(words: tuple[str, ...]) -> str | None:
+def _pages(app: App, filters: SearchFilters, limit: int) -> Iterator[SearchPage]:
+    """Pages of at most ``MAX_LIMIT`` articles until ``limit`` are listed or none are left."""
+    left, cursor = limit, filters.cursor
+    while left > 0:
+        with session(app.engine) as db:
+            page = search_articles(
+                db, replace(filters, limit=min(left, MAX_LIMIT), cursor=cursor), entities=app.settings.entities
+            )
+        yield page
+        left -= len(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def _print_json(pages: Iterator[SearchPage]) -> str | None:
+    """The articles as one JSON array, written a page at a time; the cursor after them."""
+    first, next_cursor = True, None
+    pending = next(pages, None)  # a bad query fails here, before any output
+    click.echo("[", nl=False)
+    for page in itertools.chain([pending] if pending else [], pages):
+        for item in page.items:
+            text = json.dumps(item.model_dump(mode="json"), ensure_ascii=False, indent=2)
+            click.echo(("\n  " if first else ",\n  ") + text.replace("\n", "\n  "), nl=False)
+            first = False
+        next_cursor = page.next_cursor
+    click.echo("]" if first else "\n]")
+    return next_cursor
+
+
+def query_text(words: tuple[str, ...]) -> str | None:
     for word in words:
         if word.startswith("--") and len(word) > 2:
             raise QueryError(f"no such option {word.split('=')[0]!r} (see monitor search --help)")
     return " ".join(words) or None
 
 
-def _time_option(name: str, value: str | None, now: datetime, *, end: bool) -> datetime | None:
+def time_option(name: str, value: str | None, now: datetime, *, end: bool) -> datetime | None:
     if value is None:
         return None
     try:
@@ -110,28 +150,38 @@ def _time_option(name: str, value: str | None, now: datetime, *, end: bool) -> d
 
 def _limit_option(value: str) -> int:
     try:
-        return int(value)
+        limit = int(value)
     except ValueError:
-        message = f"--limit: {value!r} is not a whole number from 1 to {MAX_LIMIT}"
-        raise QueryError(message) from None
+        limit = 0
+    if limit < 1:
+        raise QueryError(f"--limit: {value!r} is not a whole number from 1 up")
+    return limit
 
 
-def _print_list(items: list[ArticleSummary], *, more: bool) -> None:
-    if not items:
+def _print_list(pages: Iterator[SearchPage]) -> None:
+    shown, next_cursor = 0, None
+    for page in pages:
+        for item in page.items:
+            _print_item(item)
+        shown += len(page.items)
+        next_cursor = page.next_cursor
+    if not shown:
         echo("no matching articles")
         return
-    for item in items:
-        moment = item.published_at or item.fetched_at
-        facts = [moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), item.feed or "imported"]
-        if item.entities:
-            facts.append(", ".join(item.entities))
-        if item.duplicate_of:
-            facts.append(f"duplicate of {item.duplicate_of}")
-        echo(f"#{item.id}  " + "  ·  ".join(facts))
-        echo(f"  {item.title or '(no title)'}")
-        if item.snippet:
-            echo(f"  {item.snippet}")
-        echo(f"  {item.url}")
-        echo()
-    shown = f"{len(items)} article{'s' if len(items) != 1 else ''}"
-    echo(f"{shown}; more match (raise --limit or narrow the search)" if more else shown)
+    count = f"{shown} article{'s' if shown != 1 else ''}"
+    echo(f"{count}; more match: --cursor {next_cursor}" if next_cursor else count)
+
+
+def _print_item(item: ArticleSummary) -> None:
+    moment = item.published_at or item.fetched_at
+    facts = [moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), item.feed or "imported"]
+    if item.entities:
+        facts.append(", ".join(item.entities))
+    if item.duplicate_of:
+        facts.append(f"duplicate of {item.duplicate_of}")
+    echo(f"#{item.id}  " + "  ·  ".join(facts))
+    echo(f"  {item.title or '(no title)'}")
+    if item.snippet:
+        echo(f"  {item.snippet}")
+    echo(f"  {item.url}")
+    echo()

@@ -1,16 +1,24 @@
-"""``/api/articles``: search the archive, read one article."""
+"""``/api/articles``: search the archive, read one article; ``/api/export``: get it out."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import StreamingResponse
+from sqlmodel import Session
 
 from monitor.api.deps import ServicesDep, SessionDep, require_token
 from monitor.api.errors import PROBLEMS
 from monitor.api.params import search_filters
 from monitor.api.queries import article_detail
 from monitor.api.schemas import ArticleDetail, ArticlePage, Problem
+from monitor.api.timeouts import statement_timeout
+from monitor.db import session as open_session
+from monitor.export import ExportFormat, export_articles, lines
 from monitor.query import MAX_NAME_LENGTH, MAX_QUERY_LENGTH, MAX_TIME_LENGTH
 from monitor.search import (
     DEFAULT_LIMIT,
@@ -26,49 +34,53 @@ from monitor.search import (
 MAX_ARTICLE_ID = max_id("sqlite")
 
 router = APIRouter(
-    prefix="/api/articles",
     tags=["articles"],
     dependencies=[Depends(require_token)],
     responses=PROBLEMS,
 )
 
+Q = Annotated[
+    str | None,
+    Query(description='Full text: words, "phrases", OR, -exclusion', max_length=MAX_QUERY_LENGTH),
+]
+Entities = Annotated[
+    list[str] | None,
+    Query(
+        description=f"Articles mentioning this entity (repeatable, at most {MAX_ENTITY_FILTERS}: all of them)",
+        max_length=MAX_ENTITY_FILTERS,
+    ),
+]
+Since = Annotated[
+    str | None,
+    Query(description="From this time: 2022-01-06, an ISO time, or 7d / 12h ago", max_length=MAX_TIME_LENGTH),
+]
+Until = Annotated[
+    str | None,
+    Query(description="Up to this time (a date includes the day)", max_length=MAX_TIME_LENGTH),
+]
+FeedName = Annotated[
+    str | None,
+    Query(description="Only articles of the feed with this name", max_length=MAX_NAME_LENGTH),
+]
+IncludeDuplicates = Annotated[bool, Query(description="Include recognised duplicates")]
+Cursor = Annotated[
+    str | None,
+    Query(description="next_cursor of the previous page", max_length=MAX_CURSOR_LENGTH),
+]
 
-@router.get("", response_model=ArticlePage)
+
+@router.get("/api/articles", response_model=ArticlePage)
 def list_articles(
     services: ServicesDep,
     db: SessionDep,
-    q: Annotated[
-        str | None,
-        Query(
-            description='Words, "phrases", OR, -exclusion, (groups), entity:NAME, feed:NAME, lang:CODE',
-            max_length=MAX_QUERY_LENGTH,
-        ),
-    ] = None,
-    entity: Annotated[
-        list[str] | None,
-        Query(
-            description=f"Articles mentioning this entity (repeatable, at most {MAX_ENTITY_FILTERS}: all of them)",
-            max_length=MAX_ENTITY_FILTERS,
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        Query(description="From this time: 2022-01-06, an ISO time, or 7d / 12h ago", max_length=MAX_TIME_LENGTH),
-    ] = None,
-    until: Annotated[
-        str | None,
-        Query(description="Up to this time (a date includes the day)", max_length=MAX_TIME_LENGTH),
-    ] = None,
-    feed: Annotated[
-        str | None,
-        Query(description="Only articles of the feed with this name", max_length=MAX_NAME_LENGTH),
-    ] = None,
-    include_duplicates: Annotated[bool, Query(description="Include recognised duplicates")] = False,
+    q: Q = None,
+    entity: Entities = None,
+    since: Since = None,
+    until: Until = None,
+    feed: FeedName = None,
+    include_duplicates: IncludeDuplicates = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(description="next_cursor of the previous page", max_length=MAX_CURSOR_LENGTH),
-    ] = None,
+    cursor: Cursor = None,
 ) -> ArticlePage:
     """Stored articles matching every filter, newest first, one page at a time."""
     filters = search_filters(
@@ -86,8 +98,59 @@ def list_articles(
     return ArticlePage(items=page.items, next_cursor=page.next_cursor)
 
 
+EXPORT_TYPES = {ExportFormat.JSONL: "application/x-ndjson", ExportFormat.CSV: "text/csv; charset=utf-8"}
+
+
 @router.get(
-    "/{article_id}",
+    "/api/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Every matching article, newest first, whole: one JSON object per line (or CSV rows)",
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+        }
+    },
+)
+def export(
+    services: ServicesDep,
+    q: Q = None,
+    entity: Entities = None,
+    since: Since = None,
+    until: Until = None,
+    feed: FeedName = None,
+    include_duplicates: IncludeDuplicates = False,
+    cursor: Cursor = None,
+    format: Annotated[ExportFormat, Query(description="jsonl (JSON Lines) or csv")] = ExportFormat.JSONL,
+) -> StreamingResponse:
+    """Every stored article matching the filters (those of /api/articles), streamed whole.
+
+    Each carries its text, mentions (with character offsets), duplicate_of and copies
+    (the ids of its copies). The answer is read from the archive a page at a time as it
+    is sent, in constant memory, whatever its size.
+    """
+    filters = search_filters(
+        now=services.clock(),
+        q=q,
+        entities=entity or (),
+        since=since,
+        until=until,
+        feed=feed,
+        include_duplicates=include_duplicates,
+        cursor=cursor,
+    )
+
+    @contextmanager
+    def page_session() -> Iterator[Session]:
+        with open_session(services.engine) as db, statement_timeout(db, services.settings.serve.statement_timeout):
+            yield db
+
+    rendered = lines(export_articles(page_session, filters, entities=services.settings.entities), format)
+    first = next(rendered, "")  # bad filters are a 400 here, before the answer starts
+    return StreamingResponse(itertools.chain([first], rendered), media_type=EXPORT_TYPES[format])
+
+
+@router.get(
+    "/api/articles/{article_id}",
     response_model=ArticleDetail,
     responses={404: {"model": Problem, "description": "No article has this id"}},
 )
