@@ -9,6 +9,7 @@ validators (ETag, body hash) are saved only after its entries are stored.
     sync.py     the configured feeds into the feed table
     leases.py   every statement on a feed's scheduling columns (claim, renew, release,
                 reclaim, record outcomes)
+    pace.py     how often a feed is polled, from how often it publishes (pure)
     backoff.py  when a feed is polled next (pure)
     report.py   the log line of a poll, the summary of a cycle
     worker.py   one process's polling machinery (``monitor poll``, and the daemon's)

@@ -1,5 +1,7 @@
 """When a feed is polled next: its interval after a success, a back-off after a failure.
 
+The interval is the feed's own, or the adaptive one of ``pace`` (the caller's choice).
+
 A failing feed waits ``interval × 2^(failures−1)``, with jitter, at most
 ``poll.max_backoff``, and never less than its server asked for (``Retry-After``,
 ``Cache-Control: max-age``, kept as ``not_before``, which ``monitor poll`` respects too).
