@@ -179,6 +179,11 @@ def _fallback_text(entry: Entry) -> str | None:
     return max(texts, key=len) if texts else None
 
 
+def _by_name_and_url(settings: Settings) -> dict[str, FeedConfig]:
+    """The configured feeds by name and by URL (a feed renamed in the file keeps its options)."""
+    return {key: config for config in settings.feeds for key in (config.url, config.name)}
+
+
 def oldest_first(entries: dict[str, Entry]) -> list[str]:
     """The entries' URLs, oldest first: by date, ties and undated entries from the bottom up.
 
@@ -210,6 +215,7 @@ class Refresher:
         self.engine = engine
         self.fetcher = fetcher
         self.pool = pool
+        self._configs = _by_name_and_url(settings)
         self.archive = archive or Archive(settings)
         # Limits and deadlines keep their start-up values, as the fetcher's do.
         self._poll = settings.poll
@@ -237,13 +243,12 @@ class Refresher:
         """Store under ``settings`` from now on (entities, alert channels); on the database thread."""
         self.settings = settings
         self.archive = Archive(settings)
+        self._configs = _by_name_and_url(settings)
 
     def _config(self, feed: FeedSnapshot) -> FeedConfig:
         """The feed's options from the configuration; the defaults for a feed added at run time."""
-        for config in self.settings.feeds:
-            if config.name == feed.name or config.url == feed.url:
-                return config
-        return FeedConfig(name=feed.name, url=feed.url)
+        config = self._configs.get(feed.name) or self._configs.get(feed.url)
+        return config or FeedConfig(name=feed.name, url=feed.url)
 
     async def _fetch(self, config: FeedConfig, url: str, **kwargs: Any) -> FetchResult:
         """``Fetcher.fetch`` with the feed's own headers, user agent and proxy."""
