@@ -10,23 +10,24 @@ Like a percolator, the rules are indexed rather than looped over, in three steps
 1. **The article's facts**, from the database itself: its full-text terms as the
    search index holds them (SQLite: the article's indexed title and text run through
    the FTS5 table's own tokenizer, in a temporary contentless FTS5 table, read back
-   through ``fts5vocab``; PostgreSQL: the lexemes of its stored ``search_document``),
-   the entities it mentions, its feed and its language. The rules' words are turned
-   into terms the same way, once per engine, so stemming and accent folding are the
-   database's and never guessed here.
+   through ``fts5vocab``; PostgreSQL: the lexemes of its stored search document), with
+   the positions of the terms the rules' phrases use, the entities it mentions, its
+   feed and its language. The rules' words are turned into terms the same way, once
+   per engine, so stemming and accent folding are the database's, never guessed here.
 2. **Candidates.** Each rule is indexed under what it cannot fire without: for each
    of its top-level groups, the terms, entities, feeds or languages one of which must
    be there (``protest OR unrest`` needs the term of protest or of unrest). A rule is a
    candidate only when every such group has one present; anything that cannot be
    narrowed (a word with no term) narrows nothing, so no rule that would fire is
    dropped.
-3. **The exact answer** for each candidate: the query is evaluated on the facts in
-   three-valued logic (true, false, unknown), which is exact for single terms, field
-   terms and their AND, OR and NOT. Only what the facts cannot settle — a phrase of
-   several terms that are all present (their order is in the index, not the facts), a
-   word without a term, a language that is not ASCII — is asked of the database with
-   search's own condition (``monitor.search.query_condition``) restricted to this one
-   article, so the cost stays per article, never per archive.
+3. **The exact answer** for each candidate: its query, compiled once, is evaluated on
+   the facts in three-valued logic (true, false, unknown): terms, phrases (terms one
+   after another, in one column on SQLite), field terms and their AND, OR and NOT.
+   Only what the facts cannot settle — a word without a term, a language that is not
+   ASCII (the engines lower-case it differently), a phrase past PostgreSQL's last
+   position — is asked of the database with search's own condition
+   (``monitor.search.query_condition``) restricted to this one article, so the cost
+   stays per article, never per archive.
 
 A query naming a feed that does not exist fires nothing, as search refuses it; an
 unknown entity is refused when the rules are made. ``tests/test_percolate*.py`` check
@@ -70,10 +71,7 @@ class Percolator:
         facts = _facts(session, dialect, article_id, index.phrase_terms)
         if facts is None:
             return []
-        try:
-            return self._fired(session, index, facts, article_id)
-        finally:
-            facts.positions.forget()
+        return self._fired(session, index, facts, article_id)
 
     def _fired(self, session: Session, index: _Index, facts: _Facts, article_id: int) -> list[str]:
         feeds = _Feeds(session)
@@ -117,57 +115,26 @@ class _Facts:
 
 
 class _Positions:
-    """Where the article's terms stand, asked only for the terms of a phrase to check.
+    """Where the terms of the rules' phrases stand in the article.
 
     A position is (column, offset): FTS5 counts tokens per column (title, text) and
     matches a phrase within one; PostgreSQL's document is one run (column 0).
     """
 
-    def __init__(self, session: Session, dialect: str, article_id: int, terms: Iterable[str]) -> None:
-        self.session = session
+    def __init__(self, dialect: str, places: Mapping[str, Iterable[tuple[int, int]]]) -> None:
         self.dialect = dialect
-        self.article_id = article_id
-        self.terms = list(terms)  # fetched together at the first phrase: one query per article
-        self.known: dict[str, frozenset[tuple[int, int]]] = {}
+        self.known = {term: frozenset(found) for term, found in places.items()}
 
     def phrase(self, terms: Sequence[str]) -> int:
         """Whether the terms stand one after another: TRUE or FALSE (UNKNOWN past PostgreSQL's
         last position, where it piles positions up)."""
-        wanted = [t for t in dict.fromkeys([*terms, *self.terms]) if t not in self.known]
-        self.terms = []
-        if wanted:
-            found: dict[str, set[tuple[int, int]]] = {t: set() for t in wanted}
-            for term, column, offset in self._fetch(wanted):
-                found[term].add((column, offset))
-            self.known.update({t: frozenset(p) for t, p in found.items()})
-        places = [self.known[t] for t in terms]
+        places = [self.known.get(t, frozenset()) for t in terms]
         if self.dialect != "sqlite" and any(offset >= _PG_LAST_POSITION for p in places for _, offset in p):
             return UNKNOWN
         for column, offset in places[0]:
             if all((column, offset + k) in places[k] for k in range(1, len(places))):
                 return TRUE
         return FALSE
-
-    def _fetch(self, terms: list[str]) -> Iterable[tuple[str, int, int]]:
-        if self.dialect == "sqlite":
-            statement = sa.text(
-                f"SELECT term, CASE col WHEN 'title' THEN 0 ELSE 1 END, \"offset\" FROM temp.{_SCRATCH}_instances "
-                "WHERE term IN :terms"
-            ).bindparams(sa.bindparam("terms", expanding=True))
-            rows = self.session.execute(statement, {"terms": terms}).all()
-            return [(term, column, offset) for term, column, offset in rows]
-        statement = sa.text(
-            f"SELECT document.lexeme, 0, position FROM article, unnest({PG_DOCUMENT}) AS document(lexeme, positions, "
-            "weights), unnest(document.positions) AS position "
-            "WHERE article.id = :id AND document.lexeme = ANY(CAST(:terms AS text[]))"
-        )
-        rows = self.session.execute(statement, {"id": self.article_id, "terms": terms}).all()
-        return [(term, column, offset) for term, column, offset in rows]
-
-    def forget(self) -> None:
-        """The article's tokens out of the scratch table (SQLite), for the next article."""
-        if self.dialect == "sqlite":
-            self.session.execute(sa.text(f"INSERT INTO temp.{_SCRATCH}({_SCRATCH}) VALUES ('delete-all')"))
 
 
 # PostgreSQL stores positions up to 16383; later words all stand at 16383.
@@ -184,12 +151,9 @@ def _facts(session: Session, dialect: str, article_id: int, phrase_terms: frozen
         return None
     feed_id, feed, language = row
     entities = session.exec(select(Mention.entity).where(col(Mention.article_id) == article_id).distinct()).all()
-    terms = (
-        _sqlite_article_terms(session, article_id) if dialect == "sqlite" else _pg_article_terms(session, article_id)
-    )
-    present = frozenset(terms)
-    positions = _Positions(session, dialect, article_id, phrase_terms & present)
-    return _Facts(present, frozenset(entities), feed_id, feed, language, positions)
+    read = _sqlite_article_terms if dialect == "sqlite" else _pg_article_terms
+    terms, places = read(session, article_id, phrase_terms)
+    return _Facts(frozenset(terms), frozenset(entities), feed_id, feed, language, _Positions(dialect, places))
 
 
 def _sqlite_scratch(session: Session) -> None:
@@ -206,8 +170,12 @@ def _sqlite_scratch(session: Session) -> None:
         session.execute(sa.text(sql))
 
 
-def _sqlite_article_terms(session: Session, article_id: int) -> list[str]:
-    # What article_fts indexes for this article (the view holds the head of the text).
+_Places = dict[str, list[tuple[int, int]]]
+
+
+def _sqlite_article_terms(session: Session, article_id: int, phrase_terms: frozenset[str]) -> tuple[list[str], _Places]:
+    """The article's terms as article_fts holds them (the view has the head of the text),
+    and where the terms of phrases stand (read only when some rule has a phrase)."""
     _sqlite_scratch(session)
     session.execute(
         sa.text(
@@ -216,16 +184,28 @@ def _sqlite_article_terms(session: Session, article_id: int) -> list[str]:
         ),
         {"id": article_id},
     )
-    # The tokens stay until ``_Positions.forget``: phrases may need their places.
-    return list(session.execute(sa.text(f"SELECT term FROM temp.{_SCRATCH}_rows")).scalars().all())
+    places: _Places = defaultdict(list)
+    if phrase_terms:
+        rows = session.execute(sa.text(f'SELECT term, col, "offset" FROM temp.{_SCRATCH}_instances')).all()
+        terms = list({term for term, _, _ in rows})
+        for term, column, offset in rows:
+            if term in phrase_terms:
+                places[term].append((0 if column == "title" else 1, offset))
+    else:
+        terms = list(session.execute(sa.text(f"SELECT term FROM temp.{_SCRATCH}_rows")).scalars().all())
+    session.execute(sa.text(f"INSERT INTO temp.{_SCRATCH}({_SCRATCH}) VALUES ('delete-all')"))
+    return terms, places
 
 
-def _pg_article_terms(session: Session, article_id: int) -> list[str]:
+def _pg_article_terms(session: Session, article_id: int, phrase_terms: frozenset[str]) -> tuple[list[str], _Places]:
+    """The lexemes of the article's search document, and where those of phrases stand."""
     statement = sa.text(
-        f"SELECT lexeme FROM article, unnest({PG_DOCUMENT}) AS document(lexeme, positions, weights) "
-        "WHERE article.id = :id"
+        "SELECT lexeme, CASE WHEN lexeme = ANY(CAST(:phrase_terms AS text[])) THEN positions END "
+        f"FROM article, unnest({PG_DOCUMENT}) AS document(lexeme, positions, weights) WHERE article.id = :id"
     )
-    return list(session.execute(statement, {"id": article_id}).scalars().all())
+    rows = session.execute(statement, {"id": article_id, "phrase_terms": sorted(phrase_terms)}).all()
+    places: _Places = {lexeme: [(0, p) for p in positions] for lexeme, positions in rows if positions is not None}
+    return [lexeme for lexeme, _ in rows], places
 
 
 # ------------------------------------------------------------- the rules' words as terms
