@@ -256,6 +256,9 @@ COMMANDS = {
     "analyze": Lazy(
         "monitor.cli.archive:analyze", "Extract, dedup and match local .txt/.html files without storing anything."
     ),
+    "feed-urls": Lazy(
+        "monitor.cli.feed_urls:feed_urls", "Print the URLs of the Atom feeds to subscribe to in a feed reader."
+    ),
     "export": Lazy(
         "monitor.cli.export:export",
         "Stream every article matching QUERY with its whole text, as JSON Lines or CSV.",
