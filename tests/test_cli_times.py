@@ -79,3 +79,25 @@ def test_rules_test_shows_times_in_the_display_zone_marked(
     assert tried.exit_code == 0, tried.output
     assert re.search(rf"^#\d+  {re.escape(shown)}  ·  ", tried.stdout, re.M), tried.stdout
     assert all(re.fullmatch(SHOWN, m) for m in re.findall(rf"{SHOWN}", tried.stdout))
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"), [("UTC", "2022-01-06 10:00 UTC"), ("Asia/Almaty", "2022-01-06 16:00 UTC+06")]
+)
+def test_search_shows_times_in_the_display_zone_marked(
+    run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str, zone: str, shown: str
+) -> None:
+    config = write_config(config_file, database_url, zone)
+    settings = load_settings(config, {})
+    engine = make_engine(settings.database_url)
+    add_article(engine, settings, url="https://n.example/1")
+    _published(engine, datetime(2022, 1, 6, 10, tzinfo=UTC))
+    engine.dispose()
+
+    listing = run_cli("--config", str(config), "search", "--entity", "CSTO")
+    assert listing.exit_code == 0, listing.output
+    first = listing.stdout.splitlines()[0]
+    assert re.fullmatch(rf"#\d+  {re.escape(shown)}  ·  imported  ·  CSTO", first), first
+    assert not re.search(ISO, listing.stdout)
+    as_json = json.loads(run_cli("--config", str(config), "search", "--entity", "CSTO", "--json").stdout)
+    assert as_json[0]["published_at"] == "2022-01-06T10:00:00Z"

@@ -6,7 +6,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import click
 
@@ -16,6 +16,7 @@ from monitor.errors import QueryError
 from monitor.models import ArticleSummary
 from monitor.query import parse_time
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchPage, search_articles
+from monitor.times import shown_time
 
 
 # Unknown options pass through as query words, so that an exclusion can start the
@@ -99,7 +100,7 @@ def search(
         if next_cursor:
             click.echo(f"next cursor: {next_cursor}", err=True)
         return
-    _print_list(pages)
+    _print_list(pages, app.settings.display_zone)
 
 
 def _pages(app: App, filters: SearchFilters, limit: int) -> Iterator[SearchPage]:
@@ -158,11 +159,11 @@ def _limit_option(value: str) -> int:
     return limit
 
 
-def _print_list(pages: Iterator[SearchPage]) -> None:
+def _print_list(pages: Iterator[SearchPage], zone: tzinfo) -> None:
     shown, next_cursor = 0, None
     for page in pages:
         for item in page.items:
-            _print_item(item)
+            _print_item(item, zone)
         shown += len(page.items)
         next_cursor = page.next_cursor
     if not shown:
@@ -172,9 +173,8 @@ def _print_list(pages: Iterator[SearchPage]) -> None:
     echo(f"{count}; more match: --cursor {next_cursor}" if next_cursor else count)
 
 
-def _print_item(item: ArticleSummary) -> None:
-    moment = item.published_at or item.fetched_at
-    facts = [moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), item.feed or "imported"]
+def _print_item(item: ArticleSummary, zone: tzinfo) -> None:
+    facts = [shown_time(item.published_at or item.fetched_at, zone), item.feed or "imported"]
     if item.entities:
         facts.append(", ".join(item.entities))
     if item.duplicate_of:
