@@ -155,17 +155,22 @@ def search_articles(
     sort_time = sa.func.coalesce(Article.published_at, Article.fetched_at, type_=UTCDateTime)
     dialect = session.get_bind().dialect.name
     names = EntityNames(entities)
-    statement = (
-        select(Article, Feed.name, Seed.name)
-        .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
-        .outerjoin(Seed, col(Seed.id) == col(Article.duplicate_of_seed_id))
-        # SQLModel types the class attribute as its value; it is the mapped attribute.
-        .options(defer(cast("QueryableAttribute[str]", Article.text)))
-        .where(*_conditions(session, filters, query, sort_time, dialect, names))
-        .order_by(sort_time.desc(), col(Article.id).desc())
-        .limit(limit + 1)
-    )
     try:
+        text = _text_part(query) if query is not None else None
+        walk = text is not None and _walk(session, text, dialect, limit)
+        # Collecting: the same order by an expression no index has, so that the planner
+        # reads the full-text matches and sorts them instead of walking the archive.
+        order_time = _unindexed(sort_time) if text is not None and not walk else sort_time
+        statement = (
+            select(Article, Feed.name, Seed.name)
+            .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
+            .outerjoin(Seed, col(Seed.id) == col(Article.duplicate_of_seed_id))
+            # SQLModel types the class attribute as its value; it is the mapped attribute.
+            .options(defer(cast("QueryableAttribute[str]", Article.text)))
+            .where(*_conditions(session, filters, query, sort_time, dialect, names, per_row=walk))
+            .order_by(order_time.desc(), col(Article.id).desc())
+            .limit(limit + 1)
+        )
         rows = session.exec(statement).all()
         page, more = rows[:limit], len(rows) > limit
         ids = [stored_id(article.id) for article, _, _ in page]
@@ -203,6 +208,62 @@ def _check_limit(limit: Any) -> int:
     return limit
 
 
+# A newest-first page of a frequent term is found by walking the newest articles and
+# testing each, when a page is expected within this many of them; rarer terms are
+# collected through the full-text index and sorted.
+WALK_ROWS = 4000
+
+
+def _walk(session: Session, text: Query, dialect: str, limit: int) -> bool:
+    """Whether ``text`` (``_text_part``) is frequent enough to walk the newest articles.
+
+    A page of ``limit`` takes about ``limit / share`` articles to walk, where ``share``
+    is the share of articles the text matches: SQLite counts matches through FTS5 up to
+    the number that makes walking pay (cheap however common the words are), PostgreSQL
+    asks its planner, whose statistics of the document column know the frequent words.
+    Either way the answer changes the plan, never the result.
+    """
+    share = (limit + 1) / WALK_ROWS
+    if dialect == "sqlite":
+        archive = session.exec(select(sa.func.max(Article.id))).one() or 0
+        enough = max(1, int(archive * share))
+        if enough > archive:
+            return False
+        matching = (
+            sa.select(sa.literal_column("rowid"))
+            .select_from(sa.table("article_fts"))
+            .where(sa.literal_column("article_fts").op("MATCH")(text.to_fts5()))
+            .limit(enough)
+            .subquery()
+        )
+        found = session.exec(select(sa.func.count()).select_from(matching)).one()
+        return bool(found >= enough)
+    explained = session.exec(
+        sa.text(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM article WHERE {PG_DOCUMENT} @@ "
+            f"to_tsquery('{PG_CONFIG}'::regconfig, :q)"
+        ).bindparams(q=text.to_tsquery())  # type: ignore[call-overload]
+    ).scalar_one()
+    plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+    archive = session.exec(
+        sa.text("SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = 'article'::regclass")  # type: ignore[call-overload]
+    ).scalar_one()
+    return bool(float(plan["Plan Rows"]) >= float(archive) * share)
+
+
+def _text_part(query: Query) -> Query | None:
+    """The words and phrases ``query`` needs in every article, as one text query."""
+    if query.is_text():
+        return query
+    groups = tuple(g for g in query.groups if all(is_text(o) for o in g))
+    return Query(groups) if groups else None
+
+
+def _unindexed(sort_time: sa.ColumnElement[datetime]) -> sa.ColumnElement[datetime]:
+    """The same times as ``sort_time`` by an expression no index holds."""
+    return sa.func.coalesce(Article.published_at, Article.fetched_at, Article.fetched_at, type_=UTCDateTime)
+
+
 def _conditions(
     session: Session,
     filters: SearchFilters,
@@ -210,6 +271,8 @@ def _conditions(
     sort_time: sa.ColumnElement[datetime],
     dialect: str,
     names: EntityNames,
+    *,
+    per_row: bool = False,
 ) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if query is not None:
@@ -218,7 +281,7 @@ def _conditions(
         def feed_id(name: str) -> int:
             return _feed_id(session, name, label="query: feed")
 
-        conditions.append(query_condition(resolved, dialect=dialect, feed_id=feed_id))
+        conditions.append(query_condition(resolved, dialect=dialect, feed_id=feed_id, per_row=per_row))
     if not filters.include_duplicates:
         conditions.append(sa.not_(col(Article.is_duplicate)))
     since = as_utc(filters.since) if filters.since else None
@@ -266,15 +329,17 @@ def query_condition(
     dialect: str,
     feed_id: Callable[[str], int | None],
     article_id: int | sa.BindParameter[int] | None = None,
+    per_row: bool = False,
 ) -> sa.ColumnElement[bool]:
     """The SQL condition on ``article`` that holds exactly when the article matches.
 
     ``query`` has its entities resolved (``resolve_query``). ``feed_id`` gives the id of
     the feed a ``feed:`` term names (None: no such feed, the term matches nothing).
     With ``article_id`` each full-text lookup is restricted to that one article, so
-    testing one article stays cheap however common the words are.
+    testing one article stays cheap however common the words are. With ``per_row`` the
+    same holds for each row of an enclosing query on ``article`` (see ``_walk``).
     """
-    return _Renderer(dialect, feed_id, article_id).query(query)
+    return _Renderer(dialect, feed_id, article_id, per_row).query(query)
 
 
 @dataclass(frozen=True)
@@ -282,6 +347,7 @@ class _Renderer:
     dialect: str
     feed_id: Callable[[str], int | None]
     article_id: int | sa.BindParameter[int] | None
+    per_row: bool = False
 
     def query(self, query: Query) -> sa.ColumnElement[bool]:
         if query.is_text():
@@ -324,7 +390,11 @@ class _Renderer:
             rowids = sa.select(fts.c.rowid).where(sa.literal_column("article_fts").op("MATCH")(query.to_fts5()))
             if self.article_id is not None:
                 rowids = rowids.where(fts.c.rowid == self.article_id)
+            elif self.per_row:
+                rowids = rowids.where(fts.c.rowid == col(Article.id))
             return col(Article.id).in_(rowids)
+        if self.per_row:
+            return sa.literal_column(PG_DOCUMENT).op("@@")(_pg_tsquery(query))
         # As a semi-join on the id: for a common word the planner then walks the newest
         # articles (ix_article_newest) and tests each, instead of reading every matching
         # row; a rare word goes through the GIN index. The inner ``article`` must not be
