@@ -1,0 +1,113 @@
+"""Search's two plans find the same articles in the same order.
+
+A frequent text walks the newest articles testing each; a rare one is collected
+through the full-text index and sorted (``monitor.search._walk`` chooses from term
+statistics). Here each query runs under both plans, forced, on both engines, page by
+page, and both must list exactly the articles a plain reading of the texts expects.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from monitor import search
+from monitor.db import session
+from monitor.models import Article, Feed, Mention
+from monitor.search import SearchFilters, search_articles
+
+START = datetime(2022, 1, 1, tzinfo=UTC)
+COUNT = 1500
+
+
+def _archive(engine: sa.Engine) -> dict[int, tuple[datetime, str, bool, bool]]:
+    """Articles whose words have known frequencies: 'common' in 90 %, 'middling' in 10 %,
+    'scarce' in 0.5 %; publication times out of id order; some duplicates."""
+    rng = random.Random(9)
+    facts: dict[int, tuple[datetime, str, bool, bool]] = {}
+    rows, mentions = [], []
+    for i in range(1, COUNT + 1):
+        words = ["report"]
+        words += ["common"] if rng.random() < 0.9 else []
+        words += ["middling"] if rng.random() < 0.1 else []
+        words += ["scarce words"] if rng.random() < 0.005 else []
+        text = " ".join(rng.sample(words, len(words)))
+        published = None if i % 17 == 0 else START + timedelta(minutes=rng.randint(0, 5000))
+        fetched = START + timedelta(minutes=i * 3)
+        duplicate = i % 11 == 0
+        almaty = i % 4 == 0
+        facts[i] = (published or fetched, text, duplicate, almaty)
+        rows.append(
+            {
+                "id": i,
+                "url": f"https://plans.example/{i}",
+                "title": None,
+                "text": text,
+                "content_hash": f"h{i}",
+                "published_at": published,
+                "fetched_at": fetched,
+                "feed_id": 1,
+                "is_duplicate": duplicate,
+            }
+        )
+        if almaty:
+            mentions.append({"article_id": i, "entity": "Almaty", "text": "x", "start": 0, "end": 1, "snippet": "x"})
+    with session(engine) as db:
+        db.add(Feed(id=1, name="Plans", url="https://plans.example/rss"))
+        db.commit()
+        db.execute(sa.insert(Article), rows)
+        db.execute(sa.insert(Mention), mentions)
+        db.commit()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(sa.text("ANALYZE article"))
+    return facts
+
+
+def _all_pages(engine: sa.Engine, filters: SearchFilters) -> list[int]:
+    found: list[int] = []
+    cursor = None
+    while True:
+        with session(engine) as db:
+            page = search_articles(db, SearchFilters(**{**filters.__dict__, "cursor": cursor}))
+        found += [item.id for item in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+QUERIES: list[tuple[str, dict[str, object], Callable[[str, bool], bool]]] = [
+    ("common", {}, lambda text, almaty: "common" in text),
+    ("middling", {}, lambda text, almaty: "middling" in text),
+    ('"scarce words"', {}, lambda text, almaty: "scarce words" in text),
+    (
+        "middling OR scarce -common",
+        {},
+        lambda text, almaty: ("middling" in text or "scarce" in text) and "common" not in text,
+    ),
+    ("common", {"entities": ("Almaty",)}, lambda text, almaty: "common" in text and almaty),
+    ("entity:Almaty middling", {}, lambda text, almaty: "middling" in text and almaty),
+]
+
+
+@pytest.mark.parametrize("walk_rows", [1, 10**9], ids=["collect", "walk"])
+def test_both_plans_list_the_same_articles_newest_first(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, walk_rows: int
+) -> None:
+    facts = _archive(engine)
+    # 1: walking never pays, so every text is collected; 10**9: it always does.
+    monkeypatch.setattr(search, "WALK_ROWS", walk_rows)
+    for text, extra, matches in QUERIES:
+        for limit in (7, 500):
+            filters = SearchFilters(query=text, limit=limit, **extra)  # type: ignore[arg-type]
+            expected = sorted(
+                (i for i, (_, words, duplicate, almaty) in facts.items() if not duplicate and matches(words, almaty)),
+                key=lambda i: (facts[i][0], i),
+                reverse=True,
+            )
+            assert expected, text
+            assert _all_pages(engine, filters) == expected, (text, extra, limit)
