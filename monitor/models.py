@@ -142,7 +142,7 @@ class Article(SQLModel, table=True):
     # Why the text is not the page's extracted text (e.g. the feed summary was used).
     extraction_note: str | None = Field(default=None, max_length=500)
     # Dedup verdict: at most one of the two is set.
-    duplicate_of_article_id: int | None = Field(default=None, foreign_key="article.id")
+    duplicate_of_article_id: int | None = Field(default=None, foreign_key="article.id", index=True)
     duplicate_of_seed_id: int | None = Field(default=None, foreign_key="seed.id")
     similarity: float | None = None
     # Not indexed: two values, and an index on it misleads SQLite into sorting the
