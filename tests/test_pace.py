@@ -85,6 +85,14 @@ def test_nothing_new_leaves_the_pace_alone() -> None:
     assert observe(pace, [], now=at(30), previous_poll=at(0), poll=POLL) == pace
 
 
+def test_a_shorter_poll_interval_lowers_the_bound() -> None:
+    quick = PollSettings.model_validate({"interval": "2m", "min_interval": "10m", "max_interval": "6h"})
+    assert interval(Pace(), now=START, poll=quick) == 2 * MINUTE
+    busy = Pace(gap=MINUTE, last_entry=START)
+    assert interval(busy, now=START, poll=quick) == 2 * MINUTE
+    assert interval(busy, now=START, poll=POLL) == 5 * MINUTE
+
+
 def test_bounds_are_checked_at_load() -> None:
     with pytest.raises(ValueError, match="min_interval is longer than max_interval"):
         PollSettings.model_validate({"min_interval": "2h", "max_interval": "1h"})

@@ -78,12 +78,17 @@ def _arrival(date: datetime | None, last_entry: datetime | None, now: datetime, 
 
 
 def interval(pace: Pace, *, now: datetime, poll: PollSettings) -> float:
-    """Seconds until the next poll of a feed at ``pace`` (its own interval aside)."""
+    """Seconds until the next poll of a feed at ``pace`` (its own interval aside).
+
+    A ``poll.interval`` shorter than ``poll.min_interval`` lowers the bound to it: who
+    asked for every feed every five minutes gets the busy ones as often.
+    """
+    lowest = min(poll.min_interval, poll.interval)
     if pace.gap is None and pace.last_entry is None:
-        return min(max(poll.interval, poll.min_interval), poll.max_interval)
+        return min(poll.interval, poll.max_interval)
     quiet = (now - pace.last_entry).total_seconds() if pace.last_entry is not None else 0.0
     expected = max(pace.gap or 0.0, quiet)
-    return min(max(FRACTION * expected, poll.min_interval), poll.max_interval)
+    return min(max(FRACTION * expected, lowest), poll.max_interval)
 
 
 __all__ = ["ALPHA", "FRACTION", "Pace", "interval", "observe"]
