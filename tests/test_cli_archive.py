@@ -136,6 +136,26 @@ def test_import_stores_once_and_search_finds_it(run_cli: Callable[..., Any], ini
     assert [d["duplicate_of"] for d in duplicates] == [SEED_FILES[2].name]
 
 
+def test_an_imported_page_loses_its_site_name_suffix_as_a_polled_one_does(
+    run_cli: Callable[..., Any], initialised: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "airport.html"
+    paragraphs = "".join(f"<p>{line}</p>" for line in NEW_TEXT.split(". "))
+    page.write_text(
+        "<html><head><title>Almaty airport reopens | Steppe Daily</title>"
+        '<meta property="og:site_name" content="Steppe Daily"></head>'
+        f"<body><article><h1>Almaty airport reopens</h1>{paragraphs}</article></body></html>",
+        encoding="utf-8",
+    )
+    analysed = run_cli("analyze", str(page), "--json", "--config", str(initialised))
+    assert analysed.exit_code == 0, analysed.output
+    assert _lines(analysed.stdout)[0]["title"] == "Almaty airport reopens"
+    stored = run_cli("import", str(page), "--config", str(initialised))
+    assert stored.exit_code == 0, stored.output
+    items = json.loads(run_cli("search", "airport", "--json", "--config", str(initialised)).stdout)
+    assert [i["title"] for i in items] == ["Almaty airport reopens"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

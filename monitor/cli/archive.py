@@ -16,6 +16,7 @@ from monitor.db import describe_database, init_lock, schema_revision, session, u
 from monitor.errors import DatabaseError, InputError, MonitorError
 from monitor.pipeline.extract import Extracted, read_file
 from monitor.pipeline.ingest import Analysis, Archive, Candidate
+from monitor.pipeline.titles import without_site_name
 from monitor.seeds import load_seeds
 from monitor.text import for_terminal
 
@@ -90,7 +91,7 @@ def _candidate(path: Path, extracted: Extracted) -> Candidate:
     return Candidate(
         url=path.resolve().as_uri(),
         text=extracted.text,
-        title=extracted.title,
+        title=without_site_name(extracted.title, extracted.site_name),
         author=extracted.author,
         language=extracted.language,
         published_at=extracted.published_at,
@@ -102,7 +103,7 @@ def _analysis_json(path: Path, extracted: Extracted, analysis: Analysis, rules: 
     verdict = analysis.verdict
     return {
         "path": str(path),
-        "title": extracted.title,
+        "title": without_site_name(extracted.title, extracted.site_name),
         "duplicate_of": verdict.duplicate_of.name if verdict.duplicate_of else None,
         "similarity": round(verdict.similarity, 4),
         "known_coverage": round(verdict.known_coverage, 4),
