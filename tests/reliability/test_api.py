@@ -178,6 +178,7 @@ EXAMPLES = 60  # per operation and mode: some 1,400 requests per engine
 COVERED = {
     "/api/articles",
     "/api/articles/{article_id}",
+    "/api/export",
     "/api/feeds",
     "/api/stats/mentions",
     "/feeds/mentions.atom",
