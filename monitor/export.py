@@ -78,7 +78,9 @@ def export_articles(
     cursor = filters.cursor
     while True:
         with open_session() as db:
-            page = search_articles(db, replace(filters, limit=EXPORT_PAGE, cursor=cursor), entities=entities)
+            page = search_articles(
+                db, replace(filters, limit=EXPORT_PAGE, cursor=cursor), entities=entities, count=False
+            )
             records = complete(db, page.items)
         yield from records
         if page.next_cursor is None:

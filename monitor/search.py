@@ -19,7 +19,7 @@ import binascii
 import json
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -76,6 +76,8 @@ class SearchFilters:
 class SearchPage:
     items: list[ArticleSummary]
     next_cursor: str | None  # None on the last page
+    # About how many articles match in all (``approximate_total``); None: no cheap estimate.
+    approximate_total: int | None = None
 
 
 def encode_cursor(sort_time: datetime, article_id: int) -> str:
@@ -143,12 +145,17 @@ def article_summary(
 
 
 def search_articles(
-    session: Session, filters: SearchFilters, *, entities: Sequence[EntityConfig] = DEFAULT_ENTITIES
+    session: Session,
+    filters: SearchFilters,
+    *,
+    entities: Sequence[EntityConfig] = DEFAULT_ENTITIES,
+    count: bool = True,
 ) -> SearchPage:
     """One page of matching articles, newest first. Raises ``QueryError``.
 
     ``entities`` are the tracked ones (``Settings.entities``): ``entity:`` terms and
-    ``filters.entities`` name them by name or alias.
+    ``filters.entities`` name them by name or alias. Without ``count`` the page has no
+    ``approximate_total`` (and costs a little less).
     """
     limit = _check_limit(filters.limit)
     query = parse_query(filters.query) if filters.query and filters.query.strip() else None
@@ -172,6 +179,7 @@ def search_articles(
             .limit(limit + 1)
         )
         rows = session.exec(statement).all()
+        total = approximate_total(session, filters, query, dialect, names, walk=walk, text=text) if count else None
         page, more = rows[:limit], len(rows) > limit
         ids = [stored_id(article.id) for article, _, _ in page]
         mentioned = _entities(session, ids)
@@ -199,7 +207,7 @@ def search_articles(
     if more and page:
         last = page[-1][0]
         next_cursor = encode_cursor(last.published_at or last.fetched_at, stored_id(last.id))
-    return SearchPage(items=items, next_cursor=next_cursor)
+    return SearchPage(items=items, next_cursor=next_cursor, approximate_total=total)
 
 
 def _check_limit(limit: Any) -> int:
@@ -249,6 +257,67 @@ def _walk(session: Session, text: Query, dialect: str, limit: int) -> bool:
         sa.text("SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = 'article'::regclass")  # type: ignore[call-overload]
     ).scalar_one()
     return bool(float(plan["Plan Rows"]) >= float(archive) * share)
+
+
+# Matches counted one by one at most; beyond, the count is extrapolated.
+COUNT_CAP = 10_000
+
+
+def approximate_total(
+    session: Session,
+    filters: SearchFilters,
+    query: Query | None,
+    dialect: str,
+    names: EntityNames,
+    *,
+    walk: bool,
+    text: Query | None,
+) -> int | None:
+    """About how many articles match ``filters`` in all, without reading them all.
+
+    PostgreSQL: its planner's estimate of the whole search (statistics of every column
+    and of the words of the documents; refreshed by autovacuum's ANALYZE). SQLite, which
+    keeps no such statistics: a text alone is counted through FTS5 up to ``COUNT_CAP``
+    matches and extrapolated beyond from how far into the archive the cap was reached;
+    other filters are counted exactly when the text is rare (its matches were collected
+    anyway) and up to ``COUNT_CAP``; otherwise there is no cheap figure (None).
+    """
+    sort_time = sa.func.coalesce(Article.published_at, Article.fetched_at, type_=UTCDateTime)
+    conditions = _conditions(session, replace(filters, cursor=None), query, sort_time, dialect, names)
+    if dialect == "postgresql":
+        compiled = select(Article.id).where(*conditions).compile(dialect=session.get_bind().dialect)
+        connection = session.connection()
+        explained = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar_one()
+        plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+        return round(float(plan["Plan Rows"]))
+    plain = not (filters.entities or filters.feed or filters.since or filters.until)
+    if text is not None and plain and query is not None and query.is_text():
+        matches = (
+            sa.select(sa.literal_column("rowid").label("rowid"))
+            .select_from(sa.table("article_fts"))
+            .where(sa.literal_column("article_fts").op("MATCH")(text.to_fts5()))
+            .limit(COUNT_CAP)
+            .subquery()
+        )
+        found, reached = session.exec(select(sa.func.count(), sa.func.max(matches.c.rowid))).one()
+        if found < COUNT_CAP:
+            return int(found)
+        archive = session.exec(select(sa.func.max(Article.id))).one() or reached
+        return round(int(found) * int(archive) / max(1, int(reached)))
+    if text is not None and walk:
+        return None
+    if query is None and plain:
+        newest = select(col(Article.is_duplicate)).order_by(sort_time.desc()).limit(1000).subquery()
+        archive = session.exec(select(sa.func.max(Article.id))).one() or 0
+        copies = (
+            0.0
+            if filters.include_duplicates
+            else float(session.exec(select(sa.func.avg(newest.c.is_duplicate))).one() or 0)
+        )
+        return round(archive * (1 - copies))
+    counted = select(sa.func.count()).select_from(select(Article.id).where(*conditions).limit(COUNT_CAP).subquery())
+    found = session.exec(counted).one()
+    return int(found) if found < COUNT_CAP else None
 
 
 def _text_part(query: Query) -> Query | None:

@@ -22,6 +22,9 @@ class ArticlePage(BaseModel):
 
     items: list[ArticleSummary]
     next_cursor: str | None = None
+    # About how many articles match in all, estimated without reading them (see
+    # docs/api.md); null when no cheap estimate exists.
+    approximate_total: int | None = None
 
 
 class MentionOut(BaseModel):

@@ -109,7 +109,10 @@ def _pages(app: App, filters: SearchFilters, limit: int) -> Iterator[SearchPage]
     while left > 0:
         with session(app.engine) as db:
             page = search_articles(
-                db, replace(filters, limit=min(left, MAX_LIMIT), cursor=cursor), entities=app.settings.entities
+                db,
+                replace(filters, limit=min(left, MAX_LIMIT), cursor=cursor),
+                entities=app.settings.entities,
+                count=False,
             )
         yield page
         left -= len(page.items)

@@ -95,7 +95,7 @@ def list_articles(
         cursor=cursor,
     )
     page = search_articles(db, filters, entities=services.settings.entities)
-    return ArticlePage(items=page.items, next_cursor=page.next_cursor)
+    return ArticlePage(items=page.items, next_cursor=page.next_cursor, approximate_total=page.approximate_total)
 
 
 EXPORT_TYPES = {ExportFormat.JSONL: "application/x-ndjson", ExportFormat.CSV: "text/csv; charset=utf-8"}
