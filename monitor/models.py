@@ -99,9 +99,9 @@ class Feed(SQLModel, table=True):
     entries_seen: int = Field(default=0)  # entries in the last parsed document
     entries_waiting: int = Field(default=0)  # new entries left for the next poll (poll.max_new_entries)
     articles_stored: int = Field(default=0)
-    # Adaptive polling (``scheduling.pace``): the moving average of the time between two
-    # entries, the newest entry's date, and the interval the last poll planned with.
-    pace_gap: float | None = None  # seconds
+    # Adaptive polling (``scheduling.pace``): the latest times between two entries, the
+    # newest entry's date, and the interval the last poll planned with.
+    pace_gaps: list[float] = Field(default_factory=list, sa_type=sa.JSON)  # seconds
     last_entry_at: datetime | None = _time()
     current_interval: float | None = None  # seconds
     # Extraction health: share of the recent articles whose page gave no text (the feed's

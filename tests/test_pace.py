@@ -46,6 +46,13 @@ def test_the_first_poll_learns_the_gap_from_the_history_the_feed_lists() -> None
     assert interval(pace, now=at(1), poll=POLL) == pytest.approx(FRACTION * HOUR)
 
 
+def test_a_nightly_pause_is_not_taken_for_a_slowdown() -> None:
+    hourly_by_day = [at(60 * h) for h in (*range(8, 20), *range(24 + 8, 24 + 11))]  # 20:00 to 8:00 quiet
+    pace = observe(Pace(), hourly_by_day, now=at(60 * 35), previous_poll=None, poll=POLL)
+    assert pace.gap == HOUR
+    assert interval(pace, now=at(60 * 35), poll=POLL) == 15 * MINUTE
+
+
 @pytest.mark.parametrize(
     ("every_minutes", "expected"),
     [(2, 5 * MINUTE), (40, 10 * MINUTE), (60, 15 * MINUTE), (24 * 60, 6 * HOUR)],
@@ -68,27 +75,27 @@ def test_a_dormant_feed_drifts_to_the_maximum_and_comes_back_when_it_publishes()
 
 
 def test_undated_and_backdated_entries_count_from_when_they_appeared() -> None:
-    pace = Pace(gap=HOUR, last_entry=at(0))
+    pace = Pace(gaps=(HOUR,), last_entry=at(0))
     # Polls at 60 and 120 minutes; an undated entry and one dated before the newest seen.
     after = observe(pace, [None, at(-500)], now=at(120), previous_poll=at(60), poll=POLL)
     assert after.last_entry == at(90)
-    assert after.gap is not None and after.gap < HOUR
+    assert after.gaps == (HOUR, 90 * MINUTE, 0.0)  # both seen appearing at 90 minutes
 
 
 def test_a_date_in_the_future_counts_as_now() -> None:
-    pace = observe(Pace(gap=HOUR, last_entry=at(0)), [at(10_000)], now=at(60), previous_poll=at(30), poll=POLL)
+    pace = observe(Pace(gaps=(HOUR,), last_entry=at(0)), [at(10_000)], now=at(60), previous_poll=at(30), poll=POLL)
     assert pace.last_entry == at(60)
 
 
 def test_nothing_new_leaves_the_pace_alone() -> None:
-    pace = Pace(gap=HOUR, last_entry=at(0))
+    pace = Pace(gaps=(HOUR,), last_entry=at(0))
     assert observe(pace, [], now=at(30), previous_poll=at(0), poll=POLL) == pace
 
 
 def test_a_shorter_poll_interval_lowers_the_bound() -> None:
     quick = PollSettings.model_validate({"interval": "2m", "min_interval": "10m", "max_interval": "6h"})
     assert interval(Pace(), now=START, poll=quick) == 2 * MINUTE
-    busy = Pace(gap=MINUTE, last_entry=START)
+    busy = Pace(gaps=(MINUTE,), last_entry=START)
     assert interval(busy, now=START, poll=quick) == 2 * MINUTE
     assert interval(busy, now=START, poll=POLL) == 5 * MINUTE
 

@@ -1,6 +1,6 @@
 """feed: adaptive polling state and extraction health
 
-``pace_gap`` (seconds, a moving average of the time between two entries),
+``pace_gaps`` (seconds, the latest times between two entries),
 ``last_entry_at`` (the newest entry's date) and ``current_interval`` (the interval the
 last poll planned with) let each feed be polled at its own pace between
 ``poll.min_interval`` and ``poll.max_interval``. ``extraction_failure_rate`` (share of
@@ -28,7 +28,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("feed") as batch:
-        batch.add_column(sa.Column("pace_gap", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("pace_gaps", sa.JSON(), nullable=False, server_default="[]"))
         batch.add_column(sa.Column("last_entry_at", monitor.models.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("current_interval", sa.Float(), nullable=True))
         batch.add_column(sa.Column("extraction_failure_rate", sa.Float(), nullable=True))
@@ -42,6 +42,6 @@ def downgrade() -> None:
             "extraction_failure_rate",
             "current_interval",
             "last_entry_at",
-            "pace_gap",
+            "pace_gaps",
         ):
             batch.drop_column(column)

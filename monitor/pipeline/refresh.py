@@ -80,7 +80,7 @@ class FeedSnapshot:
     error_count: int = 0
     # Scheduling state: adaptive polling (``scheduling.pace``) and extraction health.
     own_interval: bool = False  # the feed sets its interval: it is not adapted
-    pace_gap: float | None = None
+    pace_gaps: tuple[float, ...] = ()
     last_entry_at: datetime | None = None
     last_polled_at: datetime | None = None
     extraction_broken_at: datetime | None = None

@@ -1,8 +1,9 @@
 """Adaptive polling: each feed asked about as often as it publishes.
 
-A feed's *pace* is a moving average of the time between two of its entries (``gap``)
-and the date of the newest entry seen (``last_entry``). Each successful poll feeds it
-the entries that were new:
+A feed's *pace* is the time between two of its entries, the median of the last
+``KEPT`` gaps (``gap``: robust to the night's pause of a feed that publishes by day, which
+a moving average would take for a slowdown), and the date of the newest entry seen
+(``last_entry``). Each successful poll feeds it the entries that were new:
 
 - their own dates, where the feed gives them and they are after the newest entry seen
   (a date in the future counts as now; one before the newest seen, or none, counts as
@@ -23,14 +24,15 @@ Pure: the clock comes in as an argument, so tests and the simulation benchmark
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.config import PollSettings
 
-# Weight of the newest gap in the moving average: a change of pace shows within a few entries.
-ALPHA = 0.3
+# Gaps kept per feed: a change of pace shows within half as many entries.
+KEPT = 9
 # The interval as a share of the expected gap: about four polls per entry, so the delay
 # from publication to storage stays a small part of the feed's own rhythm (an hourly
 # feed is asked every quarter of an hour, as with a fixed 15m; a daily one every 3h).
@@ -39,8 +41,13 @@ FRACTION = 0.25
 
 @dataclass(frozen=True)
 class Pace:
-    gap: float | None = None  # seconds between two entries, moving average
+    gaps: tuple[float, ...] = ()  # seconds between two entries, the latest last
     last_entry: datetime | None = None  # the newest entry seen (its date, or when it appeared)
+
+    @property
+    def gap(self) -> float | None:
+        """The usual time between two entries: the median of the gaps kept."""
+        return statistics.median(self.gaps) if self.gaps else None
 
 
 def observe(
@@ -60,13 +67,12 @@ def observe(
     # Where a date cannot be trusted, the entry appeared since the previous poll.
     appeared = now - (now - previous_poll) / 2 if previous_poll is not None and previous_poll < now else now
     arrivals = sorted(_arrival(date, pace.last_entry, now, appeared) for date in new_dates)
-    gap, last = pace.gap, pace.last_entry
+    gaps, last = list(pace.gaps), pace.last_entry
     for arrival in arrivals:
         if last is not None:
-            step = min(max((arrival - last).total_seconds(), 0.0), longest)
-            gap = step if gap is None else ALPHA * step + (1 - ALPHA) * gap
+            gaps.append(round(min(max((arrival - last).total_seconds(), 0.0), longest), 1))
         last = arrival if last is None else max(last, arrival)
-    return Pace(gap=gap, last_entry=last)
+    return Pace(gaps=tuple(gaps[-KEPT:]), last_entry=last)
 
 
 def _arrival(date: datetime | None, last_entry: datetime | None, now: datetime, appeared: datetime) -> datetime:
@@ -91,4 +97,4 @@ def interval(pace: Pace, *, now: datetime, poll: PollSettings) -> float:
     return min(max(FRACTION * expected, lowest), poll.max_interval)
 
 
-__all__ = ["ALPHA", "FRACTION", "Pace", "interval", "observe"]
+__all__ = ["FRACTION", "KEPT", "Pace", "interval", "observe"]
