@@ -259,8 +259,10 @@ def _walk(session: Session, text: Query, dialect: str, limit: int) -> bool:
     return bool(float(plan["Plan Rows"]) >= float(archive) * share)
 
 
-# Matches counted one by one at most; beyond, the count is extrapolated.
+# Full-text matches counted one by one at most; beyond, the count is extrapolated.
 COUNT_CAP = 10_000
+# Articles passing other filters counted at most (each is a row of the archive read).
+FILTER_COUNT_CAP = 1_000
 
 
 def approximate_total(
@@ -279,8 +281,9 @@ def approximate_total(
     and of the words of the documents; refreshed by autovacuum's ANALYZE). SQLite, which
     keeps no such statistics: a text alone is counted through FTS5 up to ``COUNT_CAP``
     matches and extrapolated beyond from how far into the archive the cap was reached;
-    other filters are counted exactly when the text is rare (its matches were collected
-    anyway) and up to ``COUNT_CAP``; otherwise there is no cheap figure (None).
+    other filters are counted exactly up to ``FILTER_COUNT_CAP`` when the text is rare
+    (its matches were collected anyway) or absent; otherwise there is no cheap figure
+    (None).
     """
     sort_time = sa.func.coalesce(Article.published_at, Article.fetched_at, type_=UTCDateTime)
     conditions = _conditions(session, replace(filters, cursor=None), query, sort_time, dialect, names)
@@ -307,7 +310,7 @@ def approximate_total(
     if text is not None and walk:
         return None
     if query is None and plain:
-        newest = select(col(Article.is_duplicate)).order_by(sort_time.desc()).limit(1000).subquery()
+        newest = select(col(Article.is_duplicate)).order_by(sort_time.desc()).limit(FILTER_COUNT_CAP).subquery()
         archive = session.exec(select(sa.func.max(Article.id))).one() or 0
         copies = (
             0.0
@@ -315,9 +318,9 @@ def approximate_total(
             else float(session.exec(select(sa.func.avg(newest.c.is_duplicate))).one() or 0)
         )
         return round(archive * (1 - copies))
-    counted = select(sa.func.count()).select_from(select(Article.id).where(*conditions).limit(COUNT_CAP).subquery())
-    found = session.exec(counted).one()
-    return int(found) if found < COUNT_CAP else None
+    limited = select(Article.id).where(*conditions).limit(FILTER_COUNT_CAP).subquery()
+    found = session.exec(select(sa.func.count()).select_from(limited)).one()
+    return int(found) if found < FILTER_COUNT_CAP else None
 
 
 def _text_part(query: Query) -> Query | None:
