@@ -168,13 +168,20 @@ def search_articles(
         # Collecting: the same order by an expression no index has, so that the planner
         # reads the full-text matches and sorts them instead of walking the archive.
         order_time = _unindexed(sort_time) if text is not None and not walk else sort_time
+        if walk and dialect == "sqlite" and not filters.cursor and query is not None and query.is_text():
+            others = _conditions(session, filters, None, sort_time, dialect, names)
+            floor = _newest_floor(session, query, others, sort_time, limit)
+            conditions = [*others, _fts_from(query, floor)]
+            order_time = _unindexed(sort_time)
+        else:
+            conditions = _conditions(session, filters, query, sort_time, dialect, names, per_row=walk)
         statement = (
             select(Article, Feed.name, Seed.name)
             .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
             .outerjoin(Seed, col(Seed.id) == col(Article.duplicate_of_seed_id))
             # SQLModel types the class attribute as its value; it is the mapped attribute.
             .options(defer(cast("QueryableAttribute[str]", Article.text)))
-            .where(*_conditions(session, filters, query, sort_time, dialect, names, per_row=walk))
+            .where(*conditions)
             .order_by(order_time.desc(), col(Article.id).desc())
             .limit(limit + 1)
         )
@@ -321,6 +328,55 @@ def approximate_total(
     limited = select(Article.id).where(*conditions).limit(FILTER_COUNT_CAP).subquery()
     found = session.exec(select(sa.func.count()).select_from(limited)).one()
     return int(found) if found < FILTER_COUNT_CAP else None
+
+
+def _fts_from(query: Query, floor: int) -> sa.ColumnElement[bool]:
+    """``query``'s FTS5 match among the articles of id ``floor`` and above."""
+    fts = sa.table("article_fts", sa.column("rowid", sa.Integer))
+    matching = sa.select(fts.c.rowid).where(
+        sa.literal_column("article_fts").op("MATCH")(query.to_fts5()), fts.c.rowid >= floor
+    )
+    return col(Article.id).in_(matching)
+
+
+def _newest_floor(
+    session: Session,
+    query: Query,
+    others: list[sa.ColumnElement[bool]],
+    sort_time: sa.ColumnElement[datetime],
+    limit: int,
+) -> int:
+    """An id below which no article of the first page can be (SQLite, a frequent text).
+
+    FTS5 reads its matches newest id first without sorting; the first ``limit + 1``
+    passing the other filters are a page, though not yet in time order. Any article
+    of the true first page is at least as new as the oldest of them, and every article
+    that new has an id of at least the smallest the newest-first index holds down to
+    that time: the page is among the matches from that id up, which ids (given in
+    order of arrival) keep few. Testing each walked article instead costs FTS5 a
+    lookup of every word at that row, a millisecond for a phrase of frequent words.
+    """
+    fts = sa.table("article_fts", sa.column("rowid", sa.Integer))
+    newest = (
+        sa.select(fts.c.rowid.label("rowid"))
+        .where(sa.literal_column("article_fts").op("MATCH")(query.to_fts5()))
+        .order_by(fts.c.rowid.desc())
+        .subquery()
+    )
+    found = session.exec(
+        select(sort_time)
+        .select_from(newest)
+        .join(Article, col(Article.id) == newest.c.rowid)
+        .where(*others)
+        .order_by(newest.c.rowid.desc())
+        .limit(limit + 1)
+    ).all()
+    if len(found) <= limit:
+        return 0  # they are all the matches there are
+    oldest = min(found)
+    # ``id + 0``: SQLite would otherwise read the table in id order from the oldest.
+    floor = session.exec(select(sa.func.min(col(Article.id) + 0)).where(sort_time >= oldest)).one()
+    return int(floor or 0)
 
 
 def _text_part(query: Query) -> Query | None:
