@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.cli.logs import JSONFormatter, TextFormatter
+from monitor.cli.serve import listen
 from monitor.models import Article
 from tests.support.feeds import FEED_TYPES, Item, article_page, rss20, story
 from tests.support.paths import SEEDS_DIR
@@ -145,6 +147,31 @@ def test_a_taken_port_is_one_line_and_the_daemon_never_starts(
     assert errors == [f"monitor: error: cannot listen on 127.0.0.1:{port}: Address already in use"], result.stderr
     assert "Traceback" not in result.stderr
     assert server.hits("/feed") == []  # nothing polled
+
+
+def test_the_servers_connections_send_without_waiting_for_acknowledgements() -> None:
+    """Nagle's algorithm is off on every connection the API's socket accepts (TCP_NODELAY),
+    as uvicorn's event loop accepts them: an answer written in two parts (headers, body)
+    must not wait for the client's delayed acknowledgement of the first."""
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        option: asyncio.Future[int] = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                option.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        sock = listen("127.0.0.1", 0)
+        async with await loop.create_server(Probe, sock=sock):
+            _reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            try:
+                return await asyncio.wait_for(option, timeout=10)
+            finally:
+                writer.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
 
 
 def test_json_logs_one_object_per_line_with_the_feed_as_fields(
