@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry
@@ -46,17 +48,31 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def _services(request: Request) -> Services:
+    # A coroutine, as every dependency that never blocks: FastAPI runs a plain function
+    # in a worker thread, and each such hand-off costs a request a thread wake-up.
+    return get_services(request)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request; it connects on first use and closes after the answer.
 
-    Each of its statements is cut off after ``serve.statement_timeout``.
+    Each of its statements is cut off after ``serve.statement_timeout``. Opening it
+    touches no database, so it happens on the event loop; closing it may (a rollback,
+    the connection back to the pool), so that happens in a worker thread.
     """
     services = get_services(request)
-    with open_session(services.engine) as db, statement_timeout(db, services.settings.serve.statement_timeout):
+    with ExitStack() as opened:
+        db = opened.enter_context(open_session(services.engine))
+        opened.enter_context(statement_timeout(db, services.settings.serve.statement_timeout))
+        closing = opened.pop_all()
+    try:
         yield db
+    finally:
+        await run_in_threadpool(closing.close)
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(_services)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 _bearer = HTTPBearer(
@@ -70,7 +86,7 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def require_token(
+async def require_token(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
