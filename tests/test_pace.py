@@ -87,6 +87,16 @@ def test_a_date_in_the_future_counts_as_now() -> None:
     assert pace.last_entry == at(60)
 
 
+def test_a_feed_that_never_listed_an_entry_drifts_to_the_maximum() -> None:
+    pace = observe(Pace(), [], now=at(0), previous_poll=None, poll=POLL)
+    assert pace == Pace(last_entry=at(0))
+    later = [
+        interval(observe(pace, [], now=at(m), previous_poll=at(0), poll=POLL), now=at(m), poll=POLL)
+        for m in (10, 200, 2000)
+    ]
+    assert later == sorted(later) and later[-1] == POLL.max_interval
+
+
 def test_nothing_new_leaves_the_pace_alone() -> None:
     pace = Pace(gaps=(HOUR,), last_entry=at(0))
     assert observe(pace, [], now=at(30), previous_poll=at(0), poll=POLL) == pace

@@ -58,9 +58,13 @@ def observe(
     previous_poll: datetime | None,
     poll: PollSettings,
 ) -> Pace:
-    """The pace after a poll that found entries dated ``new_dates`` (None: undated) new."""
+    """The pace after a poll that found entries dated ``new_dates`` (None: undated) new.
+
+    A feed that has never listed an entry counts its silence from its first poll, so
+    that it drifts to ``poll.max_interval`` as a dormant one does.
+    """
     if not new_dates:
-        return pace
+        return pace if pace.last_entry is not None else Pace(gaps=pace.gaps, last_entry=now)
     # A gap past what the longest interval stands for says only "long": counted at that,
     # a feed back from months of silence is not taken for one publishing every month.
     longest = poll.max_interval / FRACTION

@@ -50,7 +50,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from monitor.config import Settings  # noqa: E402
 from monitor.db import make_engine, upgrade_schema  # noqa: E402
-from monitor.models import Article, table_of  # noqa: E402
+from monitor.models import Article, Feed, table_of  # noqa: E402
 from monitor.pipeline.fetch import Fetcher  # noqa: E402
 from monitor.pipeline.pool import CPUPool  # noqa: E402
 from monitor.pipeline.refresh import Refresher  # noqa: E402
@@ -135,6 +135,7 @@ class FeedServer:
     feeds: list[SimFeed]
     clock: Clock
     requests: int = 0
+    by_feed: dict[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: dict[tuple[int, int], bytes] = field(default_factory=dict)
 
@@ -166,9 +167,10 @@ class FeedServer:
                 pass
 
             def do_GET(self) -> None:
+                feed = owner.feeds[int(self.path.rsplit("/", 1)[-1].removesuffix(".xml"))]
                 with owner.lock:
                     owner.requests += 1
-                feed = owner.feeds[int(self.path.rsplit("/", 1)[-1].removesuffix(".xml"))]
+                    owner.by_feed[feed.number] = owner.by_feed.get(feed.number, 0) + 1
                 count = bisect_right(feed.published, owner.clock.now)
                 etag = f'"{feed.number}-{count}"'
                 if self.headers.get("If-None-Match") == etag:
@@ -221,6 +223,8 @@ class Result:
     stored: int = 0
     delays: list[float] = field(default_factory=list)  # minutes, articles published during the run
     seconds: float = 0.0
+    kind_requests: dict[str, int] = field(default_factory=dict)
+    kind_delays: dict[str, list[float]] = field(default_factory=dict)
 
     def row(self) -> dict[str, str]:
         delays = sorted(self.delays)
@@ -270,7 +274,13 @@ async def simulate(mode: str, feeds: list[SimFeed], end: datetime, pool: CPUPool
     upgrade_schema(engine)
     sync_feeds(engine, settings.feeds, now=START)
     articles = table_of(Article)
-    newer = sa.select(articles.c.id, articles.c.published_at).where(articles.c.id > sa.bindparam("last"))
+    newer = sa.select(articles.c.id, articles.c.published_at, articles.c.feed_id).where(
+        articles.c.id > sa.bindparam("last")
+    )
+    feed_table = table_of(Feed)
+    with engine.connect() as connection:
+        names = dict(connection.execute(sa.select(feed_table.c.id, feed_table.c.name)).all())
+    kind_of = {feed_id: name.split("-")[0] for feed_id, name in names.items()}
     result, last_id, rng = Result(), 0, random.Random(1)
     started = time.perf_counter()
     async with Fetcher(settings.poll) as fetcher:
@@ -293,14 +303,18 @@ async def simulate(mode: str, feeds: list[SimFeed], end: datetime, pool: CPUPool
                     )
                     with engine.connect() as connection:
                         rows = connection.execute(newer.order_by(articles.c.id), {"last": last_id}).all()
-                    for row_id, published in rows:
+                    for row_id, published, feed_id in rows:
                         last_id = row_id
                         if published >= START:
-                            result.delays.append((clock.now - published).total_seconds() / 60)
+                            delay = (clock.now - published).total_seconds() / 60
+                            result.delays.append(delay)
+                            result.kind_delays.setdefault(kind_of[feed_id], []).append(delay)
                 clock.now += STEP
         finally:
             refresher.close()
     result.requests, result.seconds = server.requests, time.perf_counter() - started
+    for feed in feeds:
+        result.kind_requests[feed.kind] = result.kind_requests.get(feed.kind, 0) + server.by_feed.get(feed.number, 0)
     http.shutdown()
     engine.dispose()
     return result
@@ -340,6 +354,15 @@ def main() -> None:
     print(f"\n{'':<{width}}  {'fixed 15m':>12}  {'adaptive 10m-6h':>15}")
     for key in rows["fixed"]:
         print(f"{key:<{width}}  {rows['fixed'][key]:>12}  {rows['adaptive'][key]:>15}")
+    print("\nby kind of feed: requests, and p95 delay (min) of its articles")
+    print(f"{'':<10}  {'fixed':>16}  {'adaptive':>16}")
+    for kind, _count in MIX:
+        cells = []
+        for result in results.values():
+            delays = sorted(result.kind_delays.get(kind, []))
+            p95 = f"{delays[min(len(delays) - 1, math.ceil(0.95 * len(delays)) - 1)]:.0f}" if delays else "-"
+            cells.append(f"{result.kind_requests.get(kind, 0):>7,} {p95:>8}")
+        print(f"{kind:<10}  {cells[0]:>16}  {cells[1]:>16}")
     fixed, adaptive = results["fixed"], results["adaptive"]
     ratio = fixed.requests / max(adaptive.requests, 1)
     print(f"\nadaptive: {ratio:.1f}x fewer requests; p95 delay {rows['adaptive']['p95 delay (min)']} min "
