@@ -51,7 +51,8 @@ ATOM_ELEMENTS = {
     for name in ("feed", "id", "title", "updated", "author", "name", "link", "generator", "entry", "published",
                  "category", "source", "summary")
 }  # fmt: skip
-ATOM_ATTRIBUTES = {"rel", "href", "type", "term"}
+# RFC 4287 attributes of link (rel, href, type, title) and category (term, scheme, label).
+ATOM_ATTRIBUTES = {"rel", "href", "type", "title", "term", "scheme", "label"}
 
 # One payload per field, each telling where it came from.
 P = {
