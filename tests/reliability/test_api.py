@@ -173,7 +173,7 @@ def test_guessing_the_page_token_is_cut_off(
 
 # --------------------------------------------------------------------- schemathesis
 
-EXAMPLES = 60  # per operation and mode: some 1,400 requests per engine
+EXAMPLES = 30  # per operation and mode: some 700 requests per engine
 # Operations the schema must hold, so that generated requests reach them.
 COVERED = {
     "/api/articles",
