@@ -210,7 +210,7 @@ def feeds(ctx: click.Context, as_json: bool, include_inactive: bool) -> None:
     ORIGIN says where a feed comes from: `config` (the configuration file, which is
     changed there) or `added` (at run time, by the commands below, the API or an
     OPML import). INTERVAL is the time between two polls, `~` when it adapts to how
-    often the feed publishes; EXTRACT the share of its recent pages that gave no text,
+    often the feed publishes; NO TEXT the share of its recent pages that gave no text,
     `!` when that says extraction broke (a site redesign, usually).
 
     \b
@@ -261,7 +261,7 @@ def _list_feeds(app: App, as_json: bool, include_inactive: bool) -> None:
     width = min(max(len(f["name"]) for f in health), 40)
     echo(
         f"{'FEED':<{width}}  {'STATUS':<8} {'ORIGIN':<6} {'LAST SUCCESS':<13} {'ERRORS':>6}  "
-        f"{'NEXT POLL':<10} {'ARTICLES':>8} {'INTERVAL':>8} {'EXTRACT':>7}"
+        f"{'NEXT POLL':<10} {'ARTICLES':>8} {'INTERVAL':>8} {'NO TEXT':>7}"
     )
     for f in health:
         state = "paused" if f["paused"] else f["status"] if f["active"] else "inactive"
