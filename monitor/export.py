@@ -2,7 +2,7 @@
 
 The export walks the search's own keyset pages (``search_articles``, newest first), so
 it lists exactly the articles ``monitor search`` lists for the same query and filters,
-and each page is read in a session of its own: memory holds one page, whatever the size
+and each page is read in a transaction of its own: memory holds one page, whatever the size
 of the archive, and a long export never keeps a transaction open. A page is then
 completed with what a result list leaves out: the whole text, every mention with its
 character offsets, and the duplicate links both ways (``duplicate_of``: the original
@@ -71,7 +71,7 @@ def export_articles(
 ) -> Iterator[Record]:
     """Every article matching ``filters``, newest first, from ``filters.cursor`` on.
 
-    ``open_session`` gives the session of one page; ``entities`` are the tracked ones,
+    ``open_session`` gives the database connection of one page; ``entities`` are the tracked ones,
     as ``search_articles`` takes them. ``QueryError`` for bad filters,
     raised by the first page, before any record.
     """
