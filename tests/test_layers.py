@@ -3,8 +3,8 @@
 outcomes, times, text, redact      vocabulary
 errors, headers                    errors and HTTP hints
 config, db, models                 settings and storage
-query, search, export, percolate,  reading the archive (and getting it out); which rules
-health, alerts, rules              an article fires; the alert rules, outbox and senders
+query, timespec, search, export,   reading the archive (and getting it out); which rules
+percolate, health, alerts, rules   an article fires; the alert rules, outbox and senders
 pipeline                           the data path (stores articles and their alerts)
 seeds, scheduling, sources         what drives the pipeline; where feeds come from
 api, cli                           what users touch
@@ -22,7 +22,7 @@ LAYERS = [
     {"outcomes", "times", "text", "redact"},
     {"errors", "headers"},
     {"config", "db", "models"},
-    {"query", "search", "export", "percolate", "health", "alerts", "rules"},
+    {"query", "timespec", "search", "export", "percolate", "health", "alerts", "rules"},
     {"pipeline"},
     {"seeds", "scheduling", "sources"},
     {"api", "cli"},

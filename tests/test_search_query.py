@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from monitor.config import DEFAULT_ENTITIES, EntityConfig
 from monitor.errors import QueryError
 from monitor.query import (
-    EARLIEST,
-    LATEST,
     MAX_QUERY_DEPTH,
     MAX_QUERY_LENGTH,
     EntityNames,
@@ -25,9 +23,9 @@ from monitor.query import (
     Phrase,
     Query,
     parse_query,
-    parse_time,
 )
 from monitor.search import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from monitor.timespec import EARLIEST, LATEST, parse_time
 
 NOW = datetime(2022, 1, 10, 12, 30, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from monitor.query import parse_time
 from monitor.search import DEFAULT_LIMIT, SearchFilters
+from monitor.timespec import parse_time
 
 
 def _given(value: str | None) -> str | None:

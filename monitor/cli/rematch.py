@@ -10,8 +10,8 @@ import click
 from monitor.cli import App, command, echo, main
 from monitor.errors import MonitorError, QueryError
 from monitor.pipeline.rematch import BATCH, Progress, Rematcher, RematchReport
-from monitor.query import parse_time
 from monitor.scheduling.leases import new_owner
+from monitor.timespec import parse_time
 
 
 @command(main, "rematch")

@@ -13,10 +13,10 @@ from monitor.config import Settings
 from monitor.db import session
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
-from monitor.query import parse_time
 from monitor.rules import Rule, Rulebook, check_query
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_articles
 from monitor.times import shown_time
+from monitor.timespec import parse_time
 
 
 def _span(seconds: float | None) -> str | None:

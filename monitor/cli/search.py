@@ -14,9 +14,9 @@ from monitor.cli import App, command, echo, main
 from monitor.db import session
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
-from monitor.query import parse_time
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchPage, search_articles
 from monitor.times import shown_time
+from monitor.timespec import parse_time
 
 
 # Unknown options pass through as query words, so that an exclusion can start the

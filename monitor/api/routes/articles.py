@@ -19,7 +19,7 @@ from monitor.api.schemas import ArticleDetail, ArticlePage, Problem
 from monitor.api.timeouts import statement_timeout
 from monitor.db import session as open_session
 from monitor.export import ExportFormat, export_articles, lines
-from monitor.query import MAX_NAME_LENGTH, MAX_QUERY_LENGTH, MAX_TIME_LENGTH
+from monitor.query import MAX_NAME_LENGTH, MAX_QUERY_LENGTH
 from monitor.search import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
@@ -28,6 +28,7 @@ from monitor.search import (
     max_id,
     search_articles,
 )
+from monitor.timespec import MAX_TIME_LENGTH
 
 # The widest id any supported database stores; PostgreSQL's narrower key is checked
 # by ``article_detail``, answering 404 like any id no article has.

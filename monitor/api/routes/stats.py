@@ -20,8 +20,8 @@ from monitor.api.mention_stats import Interval, MentionStats, day_range, mention
 from monitor.api.queries import stored_entity_names
 from monitor.api.rendering import render
 from monitor.errors import QueryError
-from monitor.query import MAX_TIME_LENGTH, parse_time
 from monitor.search import MAX_ENTITY_FILTERS
+from monitor.timespec import MAX_TIME_LENGTH, parse_time
 
 api_router = APIRouter(prefix="/api/stats", tags=["stats"], dependencies=[Depends(require_token)], responses=PROBLEMS)
 page_router = APIRouter(include_in_schema=False)
