@@ -12,7 +12,7 @@ from typing import TextIO
 import click
 
 from monitor.cli import App, command, echo, main
-from monitor.cli.search import query_text, time_option
+from monitor.cli.search import filter_options, query_text, time_option
 from monitor.db import session
 from monitor.errors import MonitorError
 from monitor.export import ExportFormat, Record, export_articles, lines
@@ -21,17 +21,7 @@ from monitor.search import SearchFilters
 
 @command(main, "export", context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1)
-@click.option(
-    "--entity",
-    "entities",
-    multiple=True,
-    metavar="NAME",
-    help="Only articles mentioning this tracked entity; repeat to require several.",
-)
-@click.option("--since", metavar="TIME", help="From this time: 2022-01-06, an ISO time, or 7d / 12h ago.")
-@click.option("--until", metavar="TIME", help="Up to this time (a bare date includes that whole day).")
-@click.option("--feed", metavar="NAME", help="Only articles from the feed with this name.")
-@click.option("--include-duplicates", is_flag=True, help="Also export republished copies of known texts.")
+@filter_options("export")
 @click.option(
     "--format",
     "export_format",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
+from typing import Any, TypeVar
 
 import click
 
@@ -18,27 +19,43 @@ from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchPage, 
 from monitor.times import shown_time
 from monitor.timespec import parse_time
 
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def filter_options(verb: str) -> Callable[[Command], Command]:
+    """The search's filters as options, shared by ``monitor search`` and ``monitor export``."""
+    options = [
+        click.option(
+            "--entity",
+            "entities",
+            multiple=True,
+            metavar="NAME",
+            help="Only articles mentioning this tracked entity; repeat to require several.",
+        ),
+        click.option("--since", metavar="TIME", help="From this time: 2022-01-06, an ISO time, or 7d / 12h ago."),
+        click.option("--until", metavar="TIME", help="Up to this time (a bare date includes that whole day)."),
+        click.option("--feed", metavar="NAME", help="Only articles from the feed with this name."),
+        click.option(
+            "--include-duplicates",
+            is_flag=True,
+            help=f"Also {verb} republished copies of known texts (left out by default).",
+        ),
+    ]
+
+    def decorate(function: Command) -> Command:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
 
 # Unknown options pass through as query words, so that an exclusion can start the
 # query unquoted (``monitor search -Tokayev CSTO``); a mistyped ``--option`` is still
 # reported (see ``query_text``).
 @command(main, "search", context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1)
-@click.option(
-    "--entity",
-    "entities",
-    multiple=True,
-    metavar="NAME",
-    help="Only articles mentioning this tracked entity; repeat to require several.",
-)
-@click.option("--since", metavar="TIME", help="From this time: 2022-01-06, an ISO time, or 7d / 12h ago.")
-@click.option("--until", metavar="TIME", help="Up to this time (a bare date includes that whole day).")
-@click.option("--feed", metavar="NAME", help="Only articles from the feed with this name.")
-@click.option(
-    "--include-duplicates",
-    is_flag=True,
-    help="Also list republished copies of known texts (left out by default).",
-)
+@filter_options("list")
 @click.option(
     "--limit",
     metavar="N",
