@@ -125,6 +125,17 @@ def test_bad_config_is_one_clear_line(
     assert "\n" not in message
 
 
+def test_every_problem_is_named_on_the_line(config_file: Callable[..., Path]) -> None:
+    """One run shows all there is to fix, not the first problem and a count."""
+    path = config_file("databse_url: sqlite:///x\npoll:\n  concurrency: 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    message = str(caught.value)
+    assert "databse_url: unknown key" in message
+    assert "poll.concurrency" in message
+    assert "\n" not in message
+
+
 HOOK_TOKEN = "AbCdEfGhIjKlMnOpQrStUvWx"
 
 

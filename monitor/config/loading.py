@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import (
-    ValidationError,
-)
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from monitor.config.schema import Settings
 from monitor.errors import ConfigError
@@ -184,11 +183,15 @@ def _env_keys(env: Mapping[str, str]) -> list[tuple[str, ...]]:
 
 
 def _describe(error: ValidationError, hidden: list[tuple[str, ...]], unset: Collection[str] = ()) -> str:
-    """The first problem, one line; a value under a key path of ``hidden`` is not quoted.
+    """Every problem on one line, separated by "; ", so that one run shows all to fix."""
+    return "; ".join(_problem(problem, hidden, unset) for problem in error.errors())
+
+
+def _problem(first: ErrorDetails, hidden: list[tuple[str, ...]], unset: Collection[str]) -> str:
+    """One problem: where and what; a value under a key path of ``hidden`` is not quoted.
 
     A value that fails because it holds a variable in ``unset`` says so instead.
     """
-    first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "config"
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
@@ -201,9 +204,8 @@ def _describe(error: ValidationError, hidden: list[tuple[str, ...]], unset: Coll
         message = message.replace(repr(value), "the value").replace(value, "the value")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
-    extra = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
     # A problem of the whole file (``rules: …``) names its key itself.
-    return f"{where}: {message}{extra}" if first["loc"] else f"{message}{extra}"
+    return f"{where}: {message}" if first["loc"] else message
 
 
 def _bad_byte(error: UnicodeDecodeError) -> str:
