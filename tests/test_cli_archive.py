@@ -128,6 +128,11 @@ def test_import_stores_once_and_search_finds_it(run_cli: Callable[..., Any], ini
     assert items[0]["entities"] == ["Almaty"]
     assert items[0]["duplicate_of"] is None
     assert "airport" in items[0]["snippet"].lower()
+    # Read by a person, the snippet goes on past the title the text starts with.
+    lines = run_cli("search", "airport", "--config", str(initialised)).stdout.splitlines()
+    assert lines[1] == "  Almaty airport reopens after January closure"
+    assert not lines[2].lower().startswith("  almaty airport reopens")
+    assert "airport" in lines[2]
 
     hidden = json.loads(run_cli("search", "--json", "--config", str(initialised)).stdout)
     assert [i["url"] for i in hidden] == [new.resolve().as_uri()]

@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 
 import tests.test_api as api_tests
 from monitor.api import create_app
-from monitor.api.display import Segment, highlighted, query_phrases, without_title
+from monitor.api.display import Segment, highlighted, query_phrases
 from monitor.config import Settings
 from monitor.db import session
 from monitor.errors import ConfigError
 from monitor.models import Article, Mention
+from monitor.pipeline.titles import without_title
 from tests.reliability.test_xss import check_page
 from tests.test_api import HOSTILE_TITLE, NOW, SEED_NAME, TOKEN, Archive
 

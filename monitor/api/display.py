@@ -137,21 +137,6 @@ def highlighted(text: str, phrases: Sequence[tuple[str, ...]]) -> list[Segment]:
     return marked(text, ((a, b, "term") for a, b in term_spans(text, phrases)))
 
 
-# ------------------------------------------------------------------------- snippets
-
-
-def without_title(snippet: str, title: str | None) -> str:
-    """The snippet without the title it starts with (an extracted text often does)."""
-    if not title or not snippet:
-        return snippet
-    words = title.split()
-    if not words:
-        return snippet
-    pattern = r"\W*" + r"\s+".join(re.escape(w) for w in words) + r"[\s.:;,!?|–—-]*"
-    match = re.match(pattern, snippet, re.IGNORECASE)
-    return snippet[match.end() :] if match else snippet
-
-
 # -------------------------------------------------------------------- article text
 
 
@@ -186,5 +171,4 @@ __all__ = [
     "paragraphs",
     "query_phrases",
     "term_spans",
-    "without_title",
 ]

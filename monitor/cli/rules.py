@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from monitor.cli import App, app_for, command, config_option, echo, main
+from monitor.cli.search import print_item
 from monitor.config import Settings
 from monitor.db import session
 from monitor.errors import QueryError
-from monitor.models import ArticleSummary
 from monitor.rules import Rule, Rulebook, check_query
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, search_articles
-from monitor.times import shown_time
 from monitor.timespec import parse_time
 
 
@@ -134,7 +133,7 @@ def test(app: App, rule_or_query: tuple[str, ...], since: str, limit: str, as_js
     echo(f"would have fired on (since {since}; nothing is sent):")
     echo()
     for item in page.items:
-        _print_item(item, app.settings.display_zone)
+        print_item(item, app.settings.display_zone)
     shown = f"{len(page.items)} article{'s' if len(page.items) != 1 else ''}"
     echo(f"{shown}; more match (raise --limit)" if page.next_cursor else shown)
 
@@ -151,14 +150,3 @@ def _limit(value: str) -> int:
         return int(value)
     except ValueError:
         raise QueryError(f"--limit: {value!r} is not a whole number from 1 to {MAX_LIMIT}") from None
-
-
-def _print_item(item: ArticleSummary, zone: tzinfo) -> None:
-    moment = shown_time(item.published_at or item.fetched_at, zone)
-    facts = [moment, item.feed or "imported", *([", ".join(item.entities)] if item.entities else [])]
-    echo(f"#{item.id}  " + "  ·  ".join(facts))
-    echo(f"  {item.title or '(no title)'}")
-    if item.snippet:
-        echo(f"  {item.snippet}")
-    echo(f"  {item.url}")
-    echo()

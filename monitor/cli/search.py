@@ -15,6 +15,7 @@ from monitor.cli import App, command, echo, main
 from monitor.db import session
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary
+from monitor.pipeline.titles import without_title
 from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchPage, search_articles
 from monitor.times import shown_time
 from monitor.timespec import parse_time
@@ -183,7 +184,7 @@ def _print_list(pages: Iterator[SearchPage], zone: tzinfo) -> None:
     shown, next_cursor = 0, None
     for page in pages:
         for item in page.items:
-            _print_item(item, zone)
+            print_item(item, zone)
         shown += len(page.items)
         next_cursor = page.next_cursor
     if not shown:
@@ -193,7 +194,9 @@ def _print_list(pages: Iterator[SearchPage], zone: tzinfo) -> None:
     echo(f"{count}; more match: --cursor {next_cursor}" if next_cursor else count)
 
 
-def _print_item(item: ArticleSummary, zone: tzinfo) -> None:
+def print_item(item: ArticleSummary, zone: tzinfo) -> None:
+    """One result as people read it: facts, title, the snippet (past the title it may
+    repeat), the link, a blank line."""
     facts = [shown_time(item.published_at or item.fetched_at, zone), item.feed or "imported"]
     if item.entities:
         facts.append(", ".join(item.entities))
@@ -201,7 +204,8 @@ def _print_item(item: ArticleSummary, zone: tzinfo) -> None:
         facts.append(f"duplicate of {item.duplicate_of}")
     echo(f"#{item.id}  " + "  ·  ".join(facts))
     echo(f"  {item.title or '(no title)'}")
-    if item.snippet:
-        echo(f"  {item.snippet}")
+    snippet = without_title(item.snippet or "", item.title)
+    if snippet:
+        echo(f"  {snippet}")
     echo(f"  {item.url}")
     echo()

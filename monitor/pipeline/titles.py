@@ -51,4 +51,16 @@ def without_site_name(title: str | None, *names: str | None) -> str | None:
     return title
 
 
-__all__ = ["site_names", "without_site_name"]
+def without_title(snippet: str, title: str | None) -> str:
+    """The snippet without the title it starts with (an extracted text often does)."""
+    if not title or not snippet:
+        return snippet
+    words = title.split()
+    if not words:
+        return snippet
+    pattern = r"\W*" + r"\s+".join(re.escape(w) for w in words) + r"[\s.:;,!?|–—-]*"
+    match = re.match(pattern, snippet, re.IGNORECASE)
+    return snippet[match.end() :] if match else snippet
+
+
+__all__ = ["site_names", "without_site_name", "without_title"]

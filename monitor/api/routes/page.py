@@ -30,12 +30,13 @@ from monitor.api.deps import (
     page_cookie_value,
     token_matches,
 )
-from monitor.api.display import Segment, article_href, highlighted, query_phrases, without_title
+from monitor.api.display import Segment, article_href, highlighted, query_phrases
 from monitor.api.errors import UNAVAILABLE, unavailable_detail
 from monitor.api.params import search_filters
 from monitor.api.rendering import render
 from monitor.errors import QueryError
 from monitor.models import ArticleSummary, Feed
+from monitor.pipeline.titles import without_title
 from monitor.search import SearchPage, search_articles
 
 router = APIRouter(include_in_schema=False)
