@@ -34,7 +34,7 @@ def load_seeds(session: Session, seeds_dir: Path, index: DedupIndex) -> int:
     and re-indexed. Commits, so that the corpus is loaded entirely or not at all.
     """
     if not seeds_dir.is_dir():
-        raise ConfigError(f"config: seeds_dir: {seeds_dir} is not a directory")
+        raise ConfigError(f"config: seeds_dir: {seeds_dir.resolve()} is not a directory")
     existing = {seed.name: seed for seed in session.execute(sa.select(Seed)).scalars()}
     added = 0
     for path in sorted(seeds_dir.glob("*.txt")):

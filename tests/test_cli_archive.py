@@ -204,6 +204,21 @@ def test_bad_config_exits_with_one_line(run_cli: Callable[..., Any], config_file
     assert "poll.concurrency" in result.stderr
 
 
+def test_a_missing_seeds_dir_is_named_by_its_full_path(
+    run_cli: Callable[..., Any],
+    config_file: Callable[..., Path],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Unset, seeds_dir is "seeds" in the working directory: the message says which.
+    config = config_file(f"database_url: {database_url}\nfeeds: []\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("init", "--config", str(config))
+    assert result.exit_code == 2
+    assert f"seeds_dir: {tmp_path.resolve() / 'seeds'} is not a directory" in result.stderr
+
+
 def test_import_stores_a_file_with_control_characters_without_them(
     run_cli: Callable[..., Any], initialised: Path, tmp_path: Path
 ) -> None:
