@@ -19,7 +19,7 @@ parameters) and replaces the rest with ``***``:
 
 ``redact_text`` does it to every URL inside a text (an error message, a log line), and
 ``RedactingFilter`` to every log record a handler writes. A text also loses the token
-of every secret feed URL path (``/feeds/token/<token>/…``, ``monitor.api.feed_tokens``),
+of every secret feed URL path (``/feeds/token/<token>/…``, ``monitor.feed_tokens``),
 with or without scheme and host: uvicorn's access log and an error line about a
 request give the path alone. Only what is shown changes:
 the configuration and the database keep the real URLs.

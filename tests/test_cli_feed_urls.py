@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from monitor.api import create_app
-from monitor.api.feed_tokens import MENTIONS
 from monitor.config import Settings
+from monitor.feed_tokens import MENTIONS
 from tests.test_reader_feeds import RULES, TOKEN, UNREST, entry_ids, store
 
 

@@ -85,6 +85,14 @@ def test_search_loads_no_extraction_migration_or_api_library(tmp_path: Path) -> 
     assert _heavy(loaded, HEAVY) == []
 
 
+def test_feed_urls_loads_no_api_library(tmp_path: Path) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text("feeds: []\napi_token: secret-token-of-some-length\n", encoding="utf-8")
+    loaded = _loaded(PROBE, "--config", str(config), "feed-urls", cwd=tmp_path)
+    assert "monitor.feed_tokens" in loaded  # the command ran
+    assert _heavy(loaded, HEAVY) == []
+
+
 def test_help_lists_every_command_with_the_summary_of_its_help() -> None:
     context = click.Context(main)
     for name, lazy in COMMANDS.items():

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from monitor.api import create_app
-from monitor.api.feed_tokens import MENTIONS, feed_links, feed_path, feed_token, rule_feed
 from monitor.config import Settings
 from monitor.db import session
+from monitor.feed_tokens import MENTIONS, feed_links, feed_path, feed_token, rule_feed
 from monitor.pipeline.ingest import Archive, Candidate
 from monitor.search import SearchFilters, search_articles
 from tests.support.api import serving

@@ -22,11 +22,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.api.feed_tokens import feed_token
 from monitor.api.throttle import FailedAttempts
 from monitor.api.timeouts import statement_timeout
 from monitor.config import Settings
 from monitor.db import session as open_session
+from monitor.feed_tokens import feed_token
 
 PAGE_COOKIE = "monitor_page"
 REALM = "monitor"
@@ -109,7 +109,7 @@ async def require_token(
 
 
 def require_feed_token(settings: Settings, given: str, feed: str) -> None:
-    """Let a secret feed URL through when its token is ``feed``'s (see ``monitor.api.feed_tokens``).
+    """Let a secret feed URL through when its token is ``feed``'s (see ``monitor.feed_tokens``).
 
     Only the Atom routes under ``/feeds/token/`` call this: ``/api/`` never takes it.
     """

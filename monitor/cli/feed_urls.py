@@ -9,6 +9,7 @@ import click
 
 from monitor.cli import App, command, echo, main
 from monitor.errors import MonitorError
+from monitor.feed_tokens import feed_links
 
 
 @command(main, "feed-urls")
@@ -29,7 +30,6 @@ def feed_urls(app: App, base: str | None, as_json: bool) -> None:
       monitor feed-urls
       monitor feed-urls --base https://monitor.example.org --json
     """
-    from monitor.api.feed_tokens import feed_links
 
     if base is not None:
         parts = urlsplit(base.strip())

@@ -7,7 +7,7 @@ name. ``/feeds/mentions.atom`` is served by ``routes.feeds``.
 
 The secret URLs, ``/feeds/token/{token}/mentions.atom`` and
 ``/feeds/token/{token}/rules/{name}.atom``, serve the same documents without a bearer
-header: the token in the path must be that feed's (``monitor.api.feed_tokens``). They
+header: the token in the path must be that feed's (``monitor.feed_tokens``). They
 are checked before anything else, so a wrong token learns nothing, not even whether
 the rule exists.
 """
@@ -23,8 +23,8 @@ from fastapi.responses import Response
 from monitor.api import atom
 from monitor.api.deps import ServicesDep, SessionDep, require_feed_token, require_token
 from monitor.api.errors import PROBLEMS
-from monitor.api.feed_tokens import MENTIONS, rule_feed
 from monitor.api.routes.feeds import mentions_atom
+from monitor.feed_tokens import MENTIONS, rule_feed
 from monitor.rules import Rule, rules_of
 from monitor.search import SearchFilters, search_articles
 

@@ -1,7 +1,7 @@
 """``GET /subscribe``: the Atom feeds' URLs, to paste into a feed reader.
 
 Behind the page's sign-in: with an ``api_token`` the URLs shown are the secret ones
-(``monitor.api.feed_tokens``), which only a signed-in person may see. They start with
+(``monitor.feed_tokens``), which only a signed-in person may see. They start with
 ``alerts.public_url``, else the address the page was reached at. ``monitor feed-urls``
 prints the same list.
 """
@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.api.deps import ServicesDep, page_allowed
-from monitor.api.feed_tokens import feed_links
 from monitor.api.rendering import render
+from monitor.feed_tokens import feed_links
 
 router = APIRouter(include_in_schema=False)
 
