@@ -21,6 +21,13 @@ Nothing here reads the environment implicitly: ``load_settings`` takes the mappi
 read, and callers pass ``os.environ`` once, at the edge (the CLI).
 """
 
+from monitor.config.channels import (
+    AlertSettings,
+    AppriseSettings,
+    EmailSettings,
+    WebhookSettings,
+    unnamed_webhook_key,
+)
 from monitor.config.loading import (
     DEFAULT_CONFIG_PATH,
     ENV_NOT_KEYS,
@@ -31,22 +38,15 @@ from monitor.config.loading import (
 )
 from monitor.config.schema import (
     DEFAULT_ENTITIES,
-    MAX_DURATION,
-    MAX_DURATION_TEXT,
-    AlertSettings,
-    AppriseSettings,
     DedupSettings,
-    EmailSettings,
     EntityConfig,
     FeedConfig,
     PollSettings,
     RuleConfig,
     ServeSettings,
     Settings,
-    WebhookSettings,
-    parse_duration,
-    unnamed_webhook_key,
 )
+from monitor.config.values import MAX_DURATION, MAX_DURATION_TEXT, parse_duration
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

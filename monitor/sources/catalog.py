@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from monitor.config import FeedConfig, Settings
+from monitor.config import Settings
 from monitor.config.schema import clean_tags
+from monitor.config.values import http_url
 from monitor.errors import FeedSourceError
 from monitor.models import Article, Feed
 from monitor.outcomes import FeedOrigin
@@ -219,7 +220,7 @@ def _configured_feed(name: str, verb: str) -> FeedSourceError:
 
 def _checked_url(url: str) -> str:
     try:
-        return FeedConfig._http_url(url.strip())
+        return http_url(url.strip())
     except ValueError as exc:
         raise FeedSourceError(str(exc), problem=INVALID) from None
 
