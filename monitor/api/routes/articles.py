@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -25,6 +26,7 @@ from monitor.search import (
     MAX_CURSOR_LENGTH,
     MAX_ENTITY_FILTERS,
     MAX_LIMIT,
+    SearchFilters,
     max_id,
     search_articles,
 )
@@ -70,21 +72,19 @@ Cursor = Annotated[
 ]
 
 
-@router.get("/api/articles", response_model=ArticlePage)
-def list_articles(
+async def _filters(
     services: ServicesDep,
-    db: SessionDep,
     q: Q = None,
     entity: Entities = None,
     since: Since = None,
     until: Until = None,
     feed: FeedName = None,
     include_duplicates: IncludeDuplicates = False,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> ArticlePage:
-    """Stored articles matching every filter, newest first, one page at a time."""
-    filters = search_filters(
+) -> SearchFilters:
+    """The filters of /api/articles and /api/export, one set, so that an export holds what
+    the listing shows. A coroutine: it never blocks (see ``monitor.api.deps``)."""
+    return search_filters(
         now=services.clock(),
         q=q,
         entities=entity or (),
@@ -92,10 +92,22 @@ def list_articles(
         until=until,
         feed=feed,
         include_duplicates=include_duplicates,
-        limit=limit,
         cursor=cursor,
     )
-    page = search_articles(db, filters, entities=services.settings.entities)
+
+
+Filters = Annotated[SearchFilters, Depends(_filters)]
+
+
+@router.get("/api/articles", response_model=ArticlePage)
+def list_articles(
+    services: ServicesDep,
+    db: SessionDep,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+) -> ArticlePage:
+    """Stored articles matching every filter, newest first, one page at a time."""
+    page = search_articles(db, replace(filters, limit=limit), entities=services.settings.entities)
     return ArticlePage(items=page.items, next_cursor=page.next_cursor, approximate_total=page.approximate_total)
 
 
@@ -114,13 +126,7 @@ EXPORT_TYPES = {ExportFormat.JSONL: "application/x-ndjson", ExportFormat.CSV: "t
 )
 def export(
     services: ServicesDep,
-    q: Q = None,
-    entity: Entities = None,
-    since: Since = None,
-    until: Until = None,
-    feed: FeedName = None,
-    include_duplicates: IncludeDuplicates = False,
-    cursor: Cursor = None,
+    filters: Filters,
     format: Annotated[ExportFormat, Query(description="jsonl (JSON Lines) or csv")] = ExportFormat.JSONL,
 ) -> StreamingResponse:
     """Every stored article matching the filters (those of /api/articles), streamed whole.
@@ -129,16 +135,6 @@ def export(
     (the ids of its copies). The answer is read from the archive a page at a time as it
     is sent, in constant memory, whatever its size.
     """
-    filters = search_filters(
-        now=services.clock(),
-        q=q,
-        entities=entity or (),
-        since=since,
-        until=until,
-        feed=feed,
-        include_duplicates=include_duplicates,
-        cursor=cursor,
-    )
 
     @contextmanager
     def page_session() -> Iterator[Session]:
