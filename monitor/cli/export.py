@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import click
 
 from monitor.cli import App, command, echo, main
-from monitor.cli.search import filter_options, query_text, time_option
+from monitor.cli.search import search_filters
 from monitor.db import session
 from monitor.errors import MonitorError
 from monitor.export import ExportFormat, Record, export_articles, lines
@@ -20,8 +19,7 @@ from monitor.search import SearchFilters
 
 
 @command(main, "export", context_settings={"ignore_unknown_options": True})
-@click.argument("query", nargs=-1)
-@filter_options("export")
+@search_filters("export")
 @click.option(
     "--format",
     "export_format",
@@ -37,17 +35,7 @@ from monitor.search import SearchFilters
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to FILE (complete or not at all) instead of stdout.",
 )
-def export(
-    app: App,
-    query: tuple[str, ...],
-    entities: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    feed: str | None,
-    include_duplicates: bool,
-    export_format: str,
-    output: Path | None,
-) -> None:
+def export(app: App, filters: SearchFilters, export_format: str, output: Path | None) -> None:
     """Stream every article matching QUERY with its whole text, as JSON Lines or CSV.
 
     QUERY and the filters are those of monitor search, and the articles the same,
@@ -62,15 +50,6 @@ def export(
       monitor export --entity Almaty --since 2022-01-01 --format csv -o almaty.csv
       monitor export '"security forces"' --include-duplicates | gzip > forces.jsonl.gz
     """
-    now = datetime.now(UTC)
-    filters = SearchFilters(
-        query=query_text(query),
-        entities=entities,
-        since=time_option("--since", since, now, end=False),
-        until=time_option("--until", until, now, end=True),
-        feed=feed,
-        include_duplicates=include_duplicates,
-    )
     counted = _Counted(export_articles(lambda: session(app.engine), filters, entities=app.settings.entities))
     rendered = lines(counted, ExportFormat(export_format))
     first = next(rendered, "")  # bad filters fail here, before a file is made

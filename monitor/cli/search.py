@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -20,12 +21,13 @@ from monitor.search import DEFAULT_LIMIT, MAX_LIMIT, SearchFilters, SearchPage, 
 from monitor.times import shown_time
 from monitor.timespec import parse_time
 
-Command = TypeVar("Command", bound=Callable[..., Any])
 
-
-def filter_options(verb: str) -> Callable[[Command], Command]:
-    """The search's filters as options, shared by ``monitor search`` and ``monitor export``."""
-    options = [
+def search_filters(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """QUERY and the search's filter options, shared by ``monitor search`` and ``monitor
+    export`` so that an export holds what a search lists: the command receives them as
+    one ``filters: SearchFilters``."""
+    parameters = [
+        click.argument("query", nargs=-1),
         click.option(
             "--entity",
             "entities",
@@ -43,10 +45,32 @@ def filter_options(verb: str) -> Callable[[Command], Command]:
         ),
     ]
 
-    def decorate(function: Command) -> Command:
-        for option in reversed(options):
-            function = option(function)
-        return function
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def with_filters(
+            *args: Any,
+            query: tuple[str, ...],
+            entities: tuple[str, ...],
+            since: str | None,
+            until: str | None,
+            feed: str | None,
+            include_duplicates: bool,
+            **kwargs: Any,
+        ) -> Any:
+            now = datetime.now(UTC)
+            filters = SearchFilters(
+                query=query_text(query),
+                entities=entities,
+                since=time_option("--since", since, now, end=False),
+                until=time_option("--until", until, now, end=True),
+                feed=feed,
+                include_duplicates=include_duplicates,
+            )
+            return function(*args, filters=filters, **kwargs)
+
+        for parameter in reversed(parameters):
+            with_filters = parameter(with_filters)
+        return with_filters
 
     return decorate
 
@@ -55,8 +79,7 @@ def filter_options(verb: str) -> Callable[[Command], Command]:
 # query unquoted (``monitor search -Tokayev CSTO``); a mistyped ``--option`` is still
 # reported (see ``query_text``).
 @command(main, "search", context_settings={"ignore_unknown_options": True})
-@click.argument("query", nargs=-1)
-@filter_options("list")
+@search_filters("list")
 @click.option(
     "--limit",
     metavar="N",
@@ -70,18 +93,7 @@ def filter_options(verb: str) -> Callable[[Command], Command]:
     help="Continue after an earlier listing (the cursor it printed when more matched).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a list.")
-def search(
-    app: App,
-    query: tuple[str, ...],
-    entities: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    feed: str | None,
-    include_duplicates: bool,
-    limit: str,
-    cursor: str | None,
-    as_json: bool,
-) -> None:
+def search(app: App, filters: SearchFilters, limit: str, cursor: str | None, as_json: bool) -> None:
     """List archived articles matching QUERY, newest first.
 
     QUERY matches words anywhere in the title or text (all of them); "quoted
@@ -102,17 +114,7 @@ def search(
       monitor search --entity Nazarbayev --since 2022-01-01 --until 2022-01-31 --json
       monitor search Almaty --limit 5000 --json > almaty.json
     """
-    now = datetime.now(UTC)
-    filters = SearchFilters(
-        query=query_text(query),
-        entities=entities,
-        since=time_option("--since", since, now, end=False),
-        until=time_option("--until", until, now, end=True),
-        feed=feed,
-        include_duplicates=include_duplicates,
-        cursor=cursor or None,
-    )
-    pages = _pages(app, filters, _limit_option(limit))
+    pages = _pages(app, replace(filters, cursor=cursor or None), _limit_option(limit))
     if as_json:
         next_cursor = _print_json(pages)
         if next_cursor:
