@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 
 from monitor.models import Alert, Article, Feed
 from monitor.outcomes import AlertStatus
+from monitor.times import as_utc, utcnow
 from tests.reliability.conftest import Ledger
 from tests.support.daemons import Daemon, alerted_urls, count, losses, site, stored_urls, write_config
 from tests.support.proxy import TCPProxy
@@ -34,6 +36,7 @@ from tests.support.servers import HTTPServer, WebhookReceiver
 from tests.support.waiting import wait_for
 
 SECRET = "whsec_" + "b3V0YWdlLW9mLXRoZS1kYXRhYmFzZQ=="
+OVERDUE = 1.5  # seconds: five of the daemon's ticks (write_config: poll.tick 0.3 s)
 
 
 @dataclass
@@ -56,6 +59,10 @@ class World:
         with self.engine.connect() as connection:
             return connection.execute(sa.select(Feed.last_polled_at)).scalar_one()
 
+    def next_poll(self) -> datetime:
+        with self.engine.connect() as connection:
+            return as_utc(connection.execute(sa.select(Feed.next_poll_at)).scalar_one())
+
 
 @pytest.fixture
 def world(fresh_database_url: Callable[[str], str], config_file: Callable[..., Path]) -> Iterator[World]:
@@ -67,10 +74,11 @@ def world(fresh_database_url: Callable[[str], str], config_file: Callable[..., P
     engine.dispose()
 
 
-def outage(world: World, daemon: Daemon, seconds: float) -> str:
-    """Cut the database off for ``seconds``; what the daemon logged meanwhile."""
+def outage(world: World, daemon: Daemon, until: Callable[[], bool], what: str) -> str:
+    """Cut the database off until the daemon has told so and ``until()`` holds (``what``);
+    what the daemon logged meanwhile."""
     world.proxy.cut()
-    time.sleep(seconds)
+    wait_for(lambda: "cannot claim feeds" in daemon.log() and until(), 30, f"the outage told and {what}")
     assert daemon.running(), "the daemon died with the database"
     said = daemon.log()
     world.proxy.restore()
@@ -103,7 +111,10 @@ def test_outage_between_polls_loses_and_repeats_nothing(world: World, ledger: Le
         polled = world.last_polled()
         wait_for(lambda: world.last_polled() != polled, 30, "a poll to finish")  # the next one is 3 s away
         later = site(world.server, "/feed", 3, first=3)  # published as the database goes away
-        during = outage(world, daemon, 10.0)
+        # The database stays away until the feed has been due for several ticks, each a
+        # claim that fails.
+        overdue = world.next_poll() + timedelta(seconds=OVERDUE)
+        during = outage(world, daemon, lambda: utcnow() > overdue, "the feed overdue")
         wait_for(lambda: count(world.engine, Article) == 6, 30, "the stories published during the outage")
         wait_for(lambda: count(world.engine, Alert, Alert.status == AlertStatus.SENT) == 6, 60, "their alerts")
         code, log = daemon.stop(), daemon.log()
@@ -114,7 +125,8 @@ def cut_mid_poll(world: World, daemon: Daemon) -> tuple[list[str], str]:
     """Publish stories whose pages are slow, cut the database while they download."""
     later = site(world.server, "/feed", 3, delay=2.0, first=3)
     wait_for(lambda: len(world.server.hits("/feed/p/3")) == 1, 30, "the next poll to fetch a new page")
-    return later, outage(world, daemon, 5.0)
+    cut_at = time.monotonic()
+    return later, outage(world, daemon, lambda: time.monotonic() - cut_at > 5.0, "5 s past")
 
 
 def test_outage_mid_poll_with_a_short_lease_loses_and_repeats_nothing(world: World, ledger: Ledger) -> None:
