@@ -13,6 +13,12 @@ logged for assertions.
 stopped and started again on the same port (a relay that is down), answer a chosen
 SMTP error, or hold a message for a while after accepting it.
 
+``PostReceiver`` is what the alert receivers have in common: an endpoint on a port fixed
+when it is made, so that it can be down (stopped: connection refused) and up again at
+the same address, handing each ``Post`` to the receiver and sending its ``Reply``, late
+if asked (``delay``). ``NotifyReceiver`` (``tests/support/notify.py``) is one for
+Apprise's targets.
+
 ``WebhookReceiver`` verifies each request with the independent ``standardwebhooks``
 package and, like a well-behaved receiver, keeps the first delivery of each
 ``webhook-id`` and drops repeats. It can be switched to answer an error status, to
@@ -42,8 +48,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -222,6 +230,103 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+@dataclass(frozen=True)
+class Post:
+    """A POST as a receiver got it (header names in lower case)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8")).items()}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A receiver's answer: a status, headers and a body; or, with ``stream``, whatever
+    that writes on the connection itself, which is then closed."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    stream: Callable[[BufferedIOBase], None] | None = None
+
+
+class PostReceiver:
+    """An HTTP endpoint on ``port`` of 127.0.0.1 for ``POST``s, answered by ``reply``.
+
+    Subclasses are dataclasses with ``port`` and ``delay`` (seconds to wait before
+    answering, after ``reply`` has kept the request) and call ``super().__post_init__()``.
+    ``stop`` cuts a delay short, so that a test's receiver never outlives it.
+    """
+
+    port: int
+    delay: float
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._closing = threading.Event()
+
+    def reply(self, post: Post) -> Reply:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                post = Post(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                receiver._answer(self, receiver.reply(post))
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        self._closing.clear()
+        self._server = server
+        return self
+
+    def _answer(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        if reply.stream is not None:
+            reply.stream(handler.wfile)
+            handler.close_connection = True
+            return
+        if self.delay:
+            self._closing.wait(self.delay)
+        try:
+            handler.send_response(reply.status)
+            for name, value in reply.headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(reply.body)))
+            handler.end_headers()
+            handler.wfile.write(reply.body)
+        except OSError:
+            pass  # the client gave up waiting
+
+    def stop(self) -> None:
+        self._closing.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # ------------------------------------------------------------------------------ SMTP
 
 
@@ -334,7 +439,7 @@ class Delivery:
 
 
 @dataclass
-class WebhookReceiver:
+class WebhookReceiver(PostReceiver):
     """A webhook endpoint that verifies signatures and drops repeated ids."""
 
     secret: str
@@ -348,13 +453,11 @@ class WebhookReceiver:
     trickle_for: float = 60.0  # each trickled answer is given up after this long
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         key = self.secret if self.secret.startswith("whsec_") else self.secret.encode()
         self.verifier = Webhook(key)
         self.deliveries: list[Delivery] = []  # every request, repeats included
         self.kept: dict[str, dict[str, Any]] = {}  # webhook-id → payload, first one only
-        self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._closing = threading.Event()
 
     @property
     def url(self) -> str:
@@ -375,74 +478,42 @@ class WebhookReceiver:
     def repeats(self) -> int:
         return len([d for d in self.deliveries if d.verified]) - len(self.kept)
 
-    def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
+    def reply(self, post: Post) -> Reply:
+        delivery = self._delivery(post)
+        with self.lock:
+            self.deliveries.append(delivery)
+            if delivery.verified and self.status < 300 and not delivery.trickled:
+                self.kept.setdefault(delivery.webhook_id, delivery.payload)
+        if self.trickle > 0:
+            return Reply(stream=self._trickle)
+        if not delivery.verified:
+            return Reply(401)
+        return Reply(self.status, {"Retry-After": self.retry_after} if self.retry_after else {})
+
+    def _delivery(self, post: Post) -> Delivery:
+        """The request as a delivery: verified, or not and why."""
+        headers = post.headers
         try:
-            self.verifier.verify(body, headers)
+            self.verifier.verify(post.body, headers)
         except WebhookVerificationError as exc:
-            delivery = Delivery(
+            return Delivery(
                 headers.get("webhook-id", ""),
                 headers.get("webhook-timestamp", ""),
                 headers.get("webhook-signature", ""),
-                body,
+                post.body,
                 False,
                 str(exc),
             )
-            with self.lock:
-                self.deliveries.append(delivery)
-            return 401, {}
-        trickled = self.trickle > 0
-        delivery = Delivery(
+        return Delivery(
             headers["webhook-id"],
             headers["webhook-timestamp"],
             headers["webhook-signature"],
-            body,
+            post.body,
             True,
-            trickled=trickled,
+            trickled=self.trickle > 0,
         )
-        with self.lock:
-            self.deliveries.append(delivery)
-            if self.status < 300 and not trickled:
-                self.kept.setdefault(delivery.webhook_id, delivery.payload)
-        extra = {"Retry-After": self.retry_after} if self.retry_after else {}
-        return self.status, extra
 
-    def start(self) -> WebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, extra = receiver.receive(headers, body)
-                if receiver.trickle > 0:
-                    receiver._trickle(self.wfile)
-                    self.close_connection = True
-                    return
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                try:
-                    self.send_response(status)
-                    for name, value in extra.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:
-                    pass  # the client gave up waiting
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        self._closing.clear()
-        self._server = server
-        return self
-
-    def _trickle(self, out: Any) -> None:
+    def _trickle(self, out: BufferedIOBase) -> None:
         """A status line, then a header that never ends, a byte every ``trickle`` seconds."""
         interval, give_up = self.trickle, time.monotonic() + self.trickle_for
         pieces = itertools.chain(iter(b"HTTP/1.1 200 OK\r\nx-wait: "), itertools.repeat(ord(".")))
@@ -455,19 +526,6 @@ class WebhookReceiver:
                 self._closing.wait(interval)
         except OSError:
             pass  # the client gave up: what a deadline is for
-
-    def stop(self) -> None:
-        self._closing.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # ----------------------------------------------------------------------- stalled servers
