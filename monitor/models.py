@@ -99,9 +99,10 @@ class Feed(SQLModel, table=True):
     entries_seen: int = Field(default=0)  # entries in the last parsed document
     entries_waiting: int = Field(default=0)  # new entries left for the next poll (poll.max_new_entries)
     articles_stored: int = Field(default=0)
-    # Adaptive polling (``scheduling.pace``): the latest times between two entries, the
-    # newest entry's date, and the interval the last poll planned with.
+    # Adaptive polling (``scheduling.pace``): the latest times between two entries, its
+    # publishing hours, the newest entry's date, and the interval the last poll planned with.
     pace_gaps: list[float] = Field(default_factory=list, sa_type=sa.JSON)  # seconds
+    pace_hours: list[float] = Field(default_factory=list, sa_type=sa.JSON)  # by hour of the day, UTC
     last_entry_at: datetime | None = _time()
     current_interval: float | None = None  # seconds
     # Extraction health: share of the recent articles whose page gave no text (the feed's

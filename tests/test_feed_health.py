@@ -183,6 +183,9 @@ def test_each_feed_is_polled_at_its_own_pace_within_the_bounds(
     interval, wait = planned("fixed")
     assert interval == 1200 and 0.9 * 1200 <= wait <= 1.1 * 1200 + 60
     assert feed_row(engine, "wire").last_entry_at is not None
+    # Its publishing hours are kept with its pace: a blog posting at one time of day has one.
+    hours = feed_row(engine, "blog").pace_hours
+    assert len(hours) == 24 and sum(1 for count in hours if count) == 1
 
     config = tmp_path / "monitor.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json")), encoding="utf-8")

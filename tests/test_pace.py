@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from monitor.config import PollSettings
-from monitor.scheduling.pace import FRACTION, Pace, interval, observe
+from monitor.scheduling.pace import FRACTION, HALF_LIFE, Pace, interval, observe
 
 POLL = PollSettings.model_validate({"interval": "15m", "min_interval": "5m", "max_interval": "6h"})
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -108,6 +108,75 @@ def test_a_shorter_poll_interval_lowers_the_bound() -> None:
     busy = Pace(gaps=(MINUTE,), last_entry=START)
     assert interval(busy, now=START, poll=quick) == 2 * MINUTE
     assert interval(busy, now=START, poll=POLL) == 5 * MINUTE
+
+
+# ------------------------------------------------------------------- publishing hours
+
+
+def working_days(days: int) -> Pace:
+    """A feed that publishes on the hour from 8:00 to 18:00 UTC, seen through ``days`` days."""
+    history = [START + timedelta(days=day, hours=hour) for day in range(days) for hour in range(8, 19)]
+    return observe(Pace(), history, now=history[-1], previous_poll=None, poll=POLL)
+
+
+def day_at(day: int, hour: int, minute: int = 0) -> datetime:
+    return START + timedelta(days=day, hours=hour, minutes=minute)
+
+
+def test_a_day_publisher_learns_its_working_hours() -> None:
+    pace = working_days(3)
+    assert pace.usual_hours == frozenset(range(8, 19))
+    assert pace.gap == HOUR
+
+
+def test_after_a_quiet_night_a_day_publisher_is_asked_at_its_day_pace() -> None:
+    pace = working_days(3)  # the newest entry: day 2 at 18:00
+    # The night is no silence: at 8:10 it is asked every quarter of an hour, as by day
+    # (counting the night, it would wait a quarter of 14 hours: 3.5 hours).
+    assert interval(pace, now=day_at(3, 8, 10), poll=POLL) == FRACTION * HOUR
+
+
+def test_a_day_publisher_backs_off_in_its_quiet_hours_until_its_morning() -> None:
+    pace = working_days(3)
+    assert interval(pace, now=day_at(2, 23), poll=POLL) == FRACTION * 5 * HOUR  # 5 hours quiet
+    # At 6:00 a quarter of its silence would be three hours: it is back for 8:00.
+    assert interval(pace, now=day_at(3, 6), poll=POLL) == 2 * HOUR
+    assert interval(pace, now=day_at(3, 7, 55), poll=POLL) == POLL.min_interval
+
+
+def test_a_missed_story_is_no_slowdown_but_a_silent_working_day_is() -> None:
+    pace = observe(
+        working_days(3), [day_at(3, hour) for hour in range(8, 11)], now=day_at(3, 10), previous_poll=None, poll=POLL
+    )
+    # Nothing at 11:00: still its day pace at 11:50.
+    assert interval(pace, now=day_at(3, 11, 50), poll=POLL) == FRACTION * HOUR
+    # Nothing since: the longer its silence in its working hours, the less it is asked.
+    silent = [interval(pace, now=day_at(day, 17), poll=POLL) for day in (3, 4, 5, 6)]
+    assert silent[0] > FRACTION * HOUR and silent == sorted(silent) and silent[-1] == POLL.max_interval
+
+
+def test_the_hours_count_clock_hours_not_entries_and_fade_by_the_week() -> None:
+    burst = [day_at(0, 9, minute) for minute in range(8)]  # eight press releases from 9:00 to 9:07
+    pace = observe(Pace(), burst, now=day_at(0, 10), previous_poll=None, poll=POLL)
+    assert pace.hours[9] == 1.0 and sum(pace.hours) == 1.0
+    a_week_later = START + timedelta(seconds=HALF_LIFE, hours=9)
+    later = observe(pace, [a_week_later], now=a_week_later, previous_poll=day_at(0, 10), poll=POLL)
+    assert later.hours[9] == 1.5  # half of the first, and the new one
+
+
+def test_the_hours_are_hours_of_the_day_in_utc() -> None:
+    moscow = timezone(timedelta(hours=3))
+    pace = observe(
+        Pace(), [datetime(2024, 3, 1, 9, 30, tzinfo=moscow)], now=day_at(1, 0), previous_poll=None, poll=POLL
+    )
+    assert pace.usual_hours == {6}
+
+
+def test_a_pace_without_hours_counts_every_hour_as_usual() -> None:
+    # As stored before the hours were kept: every silence counts, the night's too.
+    pace = Pace(gaps=(HOUR,), last_entry=day_at(2, 18))
+    assert pace.usual_hours == frozenset(range(24))
+    assert interval(pace, now=day_at(3, 8, 10), poll=POLL) == pytest.approx(FRACTION * (14 * HOUR + 10 * MINUTE - HOUR))
 
 
 def test_bounds_are_checked_at_load() -> None:

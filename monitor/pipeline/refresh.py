@@ -81,6 +81,7 @@ class FeedSnapshot:
     # Scheduling state: adaptive polling (``scheduling.pace``) and extraction health.
     own_interval: bool = False  # the feed sets its interval: it is not adapted
     pace_gaps: tuple[float, ...] = ()
+    pace_hours: tuple[float, ...] = ()
     last_entry_at: datetime | None = None
     last_polled_at: datetime | None = None
     extraction_broken_at: datetime | None = None

@@ -44,7 +44,7 @@ _FEED = table_of(Feed)
 _C = _FEED.c
 _SNAPSHOT_COLUMNS = (
     *(_C.id, _C.name, _C.url, _C.interval, _C.etag, _C.last_modified, _C.body_hash, _C.error_count),
-    *(_C.pace_gaps, _C.last_entry_at, _C.last_polled_at, _C.extraction_broken_at),
+    *(_C.pace_gaps, _C.pace_hours, _C.last_entry_at, _C.last_polled_at, _C.extraction_broken_at),
 )
 
 OutcomeShape = Literal["failed", "quiet", "polled"]
@@ -69,6 +69,7 @@ def _snapshot(row: sa.Row[Any], poll: PollSettings) -> FeedSnapshot:
         error_count=row.error_count,
         own_interval=row.interval is not None,
         pace_gaps=tuple(row.pace_gaps or ()),
+        pace_hours=tuple(row.pace_hours or ()),
         last_entry_at=row.last_entry_at,
         last_polled_at=row.last_polled_at,
         extraction_broken_at=row.extraction_broken_at,
@@ -217,7 +218,7 @@ def record_outcomes(
     batches: dict[OutcomeShape, list[dict[str, Any]]] = {}
     for outcome, feed in outcomes:
         error_count = feed.error_count + 1 if outcome.failed else 0
-        pace = Pace(feed.pace_gaps, feed.last_entry_at)
+        pace = Pace(gaps=feed.pace_gaps, last_entry=feed.last_entry_at, hours=feed.pace_hours)
         if not outcome.failed:
             pace = observe(pace, outcome.new_dates, now=now, previous_poll=feed.last_polled_at, poll=poll)
         every = feed.interval if feed.own_interval else interval(pace, now=now, poll=poll)
@@ -227,7 +228,8 @@ def record_outcomes(
         planned.append(next_poll_at)
         shape, params = _outcome_params(outcome)
         params.update(b_id=feed.id, b_owner=owner, b_now=now, b_next=next_poll_at, b_not_before=not_before)
-        params.update(b_gaps=list(pace.gaps), b_last_entry=pace.last_entry, b_interval=every)
+        params.update(b_gaps=list(pace.gaps), b_hours=list(pace.hours), b_last_entry=pace.last_entry)
+        params.update(b_interval=every)
         params.update(_extraction_params(outcome, feed, now))
         batches.setdefault(shape, []).append(params)
     with engine.begin() as connection:
@@ -289,6 +291,7 @@ def _outcome_statements() -> dict[OutcomeShape, sa.Update]:
         "next_poll_at": sa.bindparam("b_next"),
         "not_before": sa.bindparam("b_not_before"),
         "pace_gaps": sa.bindparam("b_gaps", type_=sa.JSON),
+        "pace_hours": sa.bindparam("b_hours", type_=sa.JSON),
         "last_entry_at": sa.bindparam("b_last_entry"),
         "current_interval": sa.bindparam("b_interval"),
         # A poll that stored nothing leaves the rate as it was (``_KEEP``).
