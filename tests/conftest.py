@@ -1,4 +1,4 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL), settings, the CLI.
+"""Shared fixtures: real databases (SQLite and PostgreSQL), settings, the CLI, alert receivers.
 
 Plain helpers (servers, feeds, paths, the corpus) are in ``tests/support/``.
 
@@ -24,8 +24,9 @@ from monitor.config import Settings
 from monitor.db import make_engine, upgrade_schema
 from monitor.pipeline.pool import CPUPool
 from tests.support.databases import ENGINES, PG_SERVER_URL, REQUIRE_PG
+from tests.support.outbox import SECRET
 from tests.support.paths import SEEDS_DIR
-from tests.support.servers import HTTPServer
+from tests.support.servers import HTTPServer, SMTPSink, WebhookReceiver
 
 
 def _pg_admin() -> sa.Engine:
@@ -174,6 +175,47 @@ def server() -> Iterator[HTTPServer]:
     """A feed and page server on 127.0.0.1; tests route what it serves."""
     with HTTPServer() as running:
         yield running
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPSink]:
+    """An SMTP server on 127.0.0.1 that keeps every message."""
+    with SMTPSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on 127.0.0.1 that verifies with ``tests.support.outbox.SECRET``."""
+    with WebhookReceiver(secret=SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def alerting(
+    make_settings: Callable[..., Settings], database_url: str, smtp: SMTPSink, hook: WebhookReceiver
+) -> Callable[..., Settings]:
+    """Settings with an e-mail channel (``smtp``) and a webhook ``ops`` (``hook``), unless
+    told otherwise, archive links under https://monitor.example.org, and ``rules``."""
+
+    def make(
+        email: dict[str, Any] | bool = True,
+        webhooks: list[dict[str, Any]] | None = None,
+        rules: list[dict[str, Any]] | None = None,
+        **alerts: Any,
+    ) -> Settings:
+        return make_settings(
+            database_url=database_url,
+            alerts={
+                "email": smtp.settings(**(email if isinstance(email, dict) else {})) if email else None,
+                "webhooks": webhooks if webhooks is not None else [hook.settings(name="ops")],
+                "public_url": "https://monitor.example.org",
+                **alerts,
+            },
+            rules=rules,
+        )
+
+    return make
 
 
 @pytest.fixture(scope="module")

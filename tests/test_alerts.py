@@ -2,78 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import random
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
 
 from monitor.alerts import deliver_due, enqueue_alerts
 from monitor.alerts.dispatch import DeliveryReport
 from monitor.alerts.exchange import Stop
 from monitor.config import Settings
 from monitor.db import session
-from monitor.models import Alert, AlertChannel, Article, Mention
+from monitor.models import AlertChannel, Article, Mention
 from monitor.pipeline.ingest import Archive, Candidate
 from monitor.rules import routes, rules_of
 from tests.support.archive import STORY, add_article
+from tests.support.outbox import SECRET, alerts_of, deliver
 from tests.support.servers import SMTPSink, WebhookReceiver
 from tests.support.waiting import wait_for
 
-SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
 # Engine-independent logic runs on SQLite only; locking, crashes and the ingest path on both.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPSink]:
-    with SMTPSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=SECRET) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def alerting(
-    make_settings: Callable[..., Settings], database_url: str, smtp: SMTPSink, hook: WebhookReceiver
-) -> Callable[..., Settings]:
-    """Settings with an e-mail channel (``smtp``) and a webhook (``hook``)."""
-
-    def make(
-        email: dict[str, Any] | bool = True, webhooks: list[dict[str, Any]] | None = None, **alerts: Any
-    ) -> Settings:
-        return make_settings(
-            database_url=database_url,
-            alerts={
-                "email": smtp.settings(**(email if isinstance(email, dict) else {})) if email else None,
-                "webhooks": webhooks if webhooks is not None else [hook.settings(name="ops")],
-                "public_url": "https://monitor.example.org",
-                **alerts,
-            },
-        )
-
-    return make
-
-
-def alerts_of(engine: sa.Engine) -> list[Alert]:
-    with session(engine) as db:
-        return list(db.exec(select(Alert).order_by(Alert.id)).all())
-
-
-def deliver(engine: sa.Engine, settings: Settings, now: datetime | None = None) -> DeliveryReport:
-    return deliver_due(engine, settings, now=now, rng=random.Random(7))
 
 
 # --------------------------------------------------------------------- the happy path

@@ -3,7 +3,6 @@ through the outbox and the dispatcher, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
 
 from monitor.alerts import deliver_due
 from monitor.alerts.apprise import AppriseSender, markdown_body, markdown_link, markdown_text
@@ -22,10 +20,10 @@ from monitor.alerts.payloads import sample_message
 from monitor.config import AppriseSettings, Settings, load_settings
 from monitor.db import session
 from monitor.errors import ConfigError, DeliveryError
-from monitor.models import Alert
 from monitor.pipeline.ingest import Archive, Candidate
 from tests.support.archive import STORY, add_article
 from tests.support.notify import NotifyReceiver
+from tests.support.outbox import alerts_of, deliver
 from tests.support.servers import SMTPSink
 from tests.support.waiting import wait_for
 
@@ -38,12 +36,6 @@ TOKEN = "tk_Zq8Xw3Lr7Vb2Nc6Md1Kp"  # stands for a service's token: never shown
 def receiver() -> Iterator[NotifyReceiver]:
     with NotifyReceiver() as running:
         yield running
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPSink]:
-    with SMTPSink() as sink:
-        yield sink
 
 
 def mailto(sink: SMTPSink) -> str:
@@ -60,15 +52,6 @@ def apprise_settings(make_settings: Callable[..., Settings], database_url: str) 
         )
 
     return make
-
-
-def alerts_of(engine: sa.Engine) -> list[Alert]:
-    with session(engine) as db:
-        return list(db.exec(select(Alert).order_by(Alert.id)).all())
-
-
-def deliver(engine: sa.Engine, settings: Settings, now: datetime | None = None) -> DeliveryReport:
-    return deliver_due(engine, settings, now=now, rng=random.Random(7))
 
 
 # ------------------------------------------------------------------ through the outbox

@@ -5,9 +5,7 @@ Real SMTP (aiosmtpd) and webhook receivers, SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import base64
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +14,6 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from monitor.alerts.channels import digest_window_end
-from monitor.alerts.dispatch import DeliveryReport, deliver_due
 from monitor.config import Settings
 from monitor.db import session
 from monitor.models import Alert
@@ -25,9 +22,9 @@ from monitor.rules import Rulebook
 from monitor.search import SearchFilters, search_articles
 from monitor.times import utcnow
 from tests.support.feeds import story
+from tests.support.outbox import deliver
 from tests.support.servers import SMTPSink, WebhookReceiver
 
-SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes....").decode()
 UNREST = "entity:Almaty protest OR unrest OR troops -football"
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -40,36 +37,6 @@ TEXTS = {
     "weather": story("Almaty weather"),
     "nothing": story("harvest"),
 }
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPSink]:
-    with SMTPSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=SECRET) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def ruled(
-    make_settings: Callable[..., Settings], database_url: str, smtp: SMTPSink, hook: WebhookReceiver
-) -> Callable[..., Settings]:
-    def make(rules: list[dict[str, Any]] | None, **webhook: Any) -> Settings:
-        return make_settings(
-            database_url=database_url,
-            alerts={
-                "email": smtp.settings(),
-                "webhooks": [hook.settings(name="ops", **webhook)],
-                "public_url": "https://monitor.example.org",
-            },
-            rules=rules,
-        )
-
-    return make
 
 
 def store_all(engine: sa.Engine, settings: Settings, names: list[str]) -> dict[str, StoreResult]:
@@ -95,15 +62,11 @@ def searched(engine: sa.Engine, settings: Settings, query: str) -> set[int]:
     return {item.id for item in page.items}
 
 
-def deliver(engine: sa.Engine, settings: Settings, **kwargs: Any) -> DeliveryReport:
-    return deliver_due(engine, settings, rng=random.Random(3), **kwargs)
-
-
 def test_each_channel_gets_what_search_lists_for_its_rules_with_rule_and_marked_snippet(
-    engine: sa.Engine, ruled: Callable[..., Settings], smtp: SMTPSink, hook: WebhookReceiver
+    engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink, hook: WebhookReceiver
 ) -> None:
-    settings = ruled(
-        [
+    settings = alerting(
+        rules=[
             {"name": "almaty-unrest", "query": UNREST, "channels": ["email"]},
             {"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"]},
         ]
@@ -145,10 +108,10 @@ def test_each_channel_gets_what_search_lists_for_its_rules_with_rule_and_marked_
 
 
 def test_implicit_rules_alert_as_before_rules_existed(
-    engine: sa.Engine, ruled: Callable[..., Settings], smtp: SMTPSink, hook: WebhookReceiver
+    engine: sa.Engine, alerting: Callable[..., Settings], smtp: SMTPSink, hook: WebhookReceiver
 ) -> None:
     # No rules: one per entity, to every channel; the webhook's entities: filter routes them.
-    settings = ruled(None, entities=["CSTO"])
+    settings = alerting(webhooks=[hook.settings(name="ops", entities=["CSTO"])])
     assert [(r.name, r.query, r.channels, r.implicit) for r in Rulebook.from_settings(settings).rules] == [
         ("CSTO", 'entity:"CSTO"', ("email", "webhook:ops"), True),
         ("Nazarbayev", 'entity:"Nazarbayev"', ("email",), True),
@@ -172,10 +135,10 @@ def test_implicit_rules_alert_as_before_rules_existed(
 
 @sqlite_only
 def test_a_rule_digest_gathers_its_window_and_holds_up_no_other_rule(
-    engine: sa.Engine, ruled: Callable[..., Settings], hook: WebhookReceiver
+    engine: sa.Engine, alerting: Callable[..., Settings], hook: WebhookReceiver
 ) -> None:
-    settings = ruled(
-        [
+    settings = alerting(
+        rules=[
             {"name": "csto-daily", "query": "entity:CSTO", "channels": ["webhook:ops"], "digest": "1d"},
             {"name": "unrest", "query": UNREST, "channels": ["webhook:ops"]},
         ]
@@ -204,14 +167,14 @@ def test_a_rule_digest_gathers_its_window_and_holds_up_no_other_rule(
 
 
 @sqlite_only
-def test_a_bad_rule_stops_the_rulebook_with_one_line_naming_it(ruled: Callable[..., Settings]) -> None:
+def test_a_bad_rule_stops_the_rulebook_with_one_line_naming_it(alerting: Callable[..., Settings]) -> None:
     from monitor.errors import ConfigError
 
     for query, expected in (
         ("entity:Atlantis", "config: rules: rule 'bad': "),
         ('"unclosed', "config: rules: rule 'bad': query: unbalanced quote"),
     ):
-        settings = ruled([{"name": "good", "query": "entity:CSTO"}, {"name": "bad", "query": query}])
+        settings = alerting(rules=[{"name": "good", "query": "entity:CSTO"}, {"name": "bad", "query": query}])
         with pytest.raises(ConfigError) as caught:
             Archive(settings)
         assert str(caught.value).startswith(expected) and "\n" not in str(caught.value)
@@ -219,19 +182,19 @@ def test_a_bad_rule_stops_the_rulebook_with_one_line_naming_it(ruled: Callable[.
 
 
 @sqlite_only
-def test_a_reload_that_changes_the_rules_reconfigures_the_daemon(ruled: Callable[..., Settings]) -> None:
+def test_a_reload_that_changes_the_rules_reconfigures_the_daemon(alerting: Callable[..., Settings]) -> None:
     from monitor.scheduling.daemon import changes
 
-    before = ruled([{"name": "csto", "query": "entity:CSTO"}])
-    after = ruled([{"name": "csto", "query": "entity:CSTO -football"}])
+    before = alerting(rules=[{"name": "csto", "query": "entity:CSTO"}])
+    after = alerting(rules=[{"name": "csto", "query": "entity:CSTO -football"}])
     assert "alert rules changed" in changes(before, after)
-    assert "alert rules changed" not in changes(before, ruled([{"name": "csto", "query": "entity:CSTO"}]))
+    assert "alert rules changed" not in changes(before, alerting(rules=[{"name": "csto", "query": "entity:CSTO"}]))
 
 
 @sqlite_only
 def test_monitor_alerts_names_the_rules_of_each_alert(
     engine: sa.Engine,
-    ruled: Callable[..., Settings],
+    alerting: Callable[..., Settings],
     run_cli: Callable[..., Any],
     config_file: Callable[..., Any],
     database_url: str,
@@ -239,7 +202,7 @@ def test_monitor_alerts_names_the_rules_of_each_alert(
     import json
 
     rules = [{"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"]}]
-    settings = ruled(rules)
+    settings = alerting(rules=rules)
     store_all(engine, settings, ["summit"])
     config = config_file(json.dumps(settings.model_dump(mode="json")))
     listing = run_cli("--config", str(config), "alerts", "--status", "pending")
