@@ -4,7 +4,8 @@ commands need the channels' secrets; as a user runs them, on SQLite and PostgreS
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from monitor.models import Alert, Article
 from tests.support.feeds import Item, article_page, rss20, story
 from tests.support.notify import NotifyReceiver
+from tests.support.outbox import SECRET
 from tests.support.paths import SEEDS_DIR
 from tests.support.servers import HTTPServer, Response, SMTPSink, WebhookReceiver
 
@@ -26,46 +28,67 @@ STORIES = {
 }
 
 
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret="s3cret") as receiver:
-        yield receiver
+@dataclass
+class Monitor:
+    """The ``monitor`` command on the test's database, with the config ``configure`` wrote."""
+
+    run_cli: Callable[..., Any]
+    config_file: Callable[..., Path]
+    database_url: str
+    hook: WebhookReceiver
+    smtp: SMTPSink
+    config: Path | None = None
+
+    def configure(self, **extra: Any) -> None:
+        """Both channels (the webhook's secret from the environment) and two rules; ``extra``
+        settings replace or add to them."""
+        webhook = self.hook.settings(name="ops") | {"secret": "${WEBHOOK_SECRET}"}
+        settings = {
+            "database_url": self.database_url,
+            "seeds_dir": str(SEEDS_DIR),
+            "alerts": {
+                "email": self.smtp.settings(),
+                "webhooks": [webhook],
+                "public_url": "https://monitor.example.org",
+            },
+            "rules": [
+                {"name": "almaty-unrest", "query": UNREST, "channels": ["email"]},
+                {"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"], "digest": "1h"},
+            ],
+            **extra,
+        }
+        self.config = self.config_file(json.dumps(settings))
+
+    def __call__(self, *args: str) -> Any:
+        """Run ``monitor --config CONFIG ARGS…``; click's Result."""
+        assert self.config is not None, "configure first"
+        return self.run_cli("--config", str(self.config), *args)
+
+    def count(self, table: Any) -> int:
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture
-def smtp() -> Iterator[SMTPSink]:
-    with SMTPSink() as sink:
-        yield sink
+def monitor(
+    run_cli: Callable[..., Any],
+    config_file: Callable[..., Path],
+    database_url: str,
+    hook: WebhookReceiver,
+    smtp: SMTPSink,
+) -> Monitor:
+    return Monitor(run_cli, config_file, database_url, hook, smtp)
 
 
-def configure(
-    config_file: Callable[..., Path], database_url: str, hook: WebhookReceiver, smtp: SMTPSink, **extra: Any
-) -> Path:
-    webhook = hook.settings(name="ops") | {"secret": "${WEBHOOK_SECRET}"}
-    settings = {
-        "database_url": database_url,
-        "seeds_dir": str(SEEDS_DIR),
-        "alerts": {"email": smtp.settings(), "webhooks": [webhook], "public_url": "https://monitor.example.org"},
-        "rules": [
-            {"name": "almaty-unrest", "query": UNREST, "channels": ["email"]},
-            {"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"], "digest": "1h"},
-        ],
-        **extra,
-    }
-    return config_file(json.dumps(settings))
-
-
-def count(database_url: str, table: Any) -> int:
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-    finally:
-        engine.dispose()
-
-
-def write_stories(directory: Path) -> list[Path]:
-    directory.mkdir(exist_ok=True)
+@pytest.fixture
+def stories(tmp_path: Path) -> list[Path]:
+    """``STORIES`` as text files to import or analyze, each titled with its name."""
+    directory = tmp_path / "in"
+    directory.mkdir()
     paths = []
     for name, text in STORIES.items():
         path = directory / f"{name}.txt"
@@ -74,71 +97,52 @@ def write_stories(directory: Path) -> list[Path]:
     return paths
 
 
-def test_rules_lists_them_and_marks_the_implicit_ones(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
-    hook: WebhookReceiver,
-    smtp: SMTPSink,
-) -> None:
-    config = configure(config_file, database_url, hook, smtp)
-    listed = run_cli("--config", str(config), "rules", "--json")
+def test_rules_lists_them_and_marks_the_implicit_ones(monitor: Monitor) -> None:
+    monitor.configure()
+    listed = monitor("rules", "--json")
     assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.stdout)
     assert [(r["name"], r["query"], r["channels"], r["digest"], r["implicit"]) for r in rows] == [
         ("almaty-unrest", UNREST, ["email"], None, False),
         ("csto", "entity:CSTO", ["webhook:ops"], 3600.0, False),
     ]
-    human = run_cli("--config", str(config), "rules")
+    human = monitor("rules")
     assert "almaty-unrest\n  query:    entity:Almaty protest" in human.stdout
     assert "digest:   1h (webhook:ops)" in human.stdout
 
-    implicit = configure(config_file, database_url, hook, smtp, rules=None)
-    text = run_cli("--config", str(implicit), "rules").stdout
+    monitor.configure(rules=None)
+    text = monitor("rules").stdout
     assert 'CSTO  (implicit: a tracked entity)\n  query:    entity:"CSTO"' in text
     assert "channels: email, webhook:ops" in text
 
 
 def test_rules_test_previews_exactly_what_search_lists_and_sends_nothing(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
-    hook: WebhookReceiver,
-    smtp: SMTPSink,
-    tmp_path: Path,
+    monitor: Monitor, stories: list[Path], hook: WebhookReceiver, smtp: SMTPSink
 ) -> None:
-    config = configure(config_file, database_url, hook, smtp)
-    imported = run_cli("--config", str(config), "import", *map(str, write_stories(tmp_path / "in")))
+    monitor.configure()
+    imported = monitor("import", *map(str, stories))
     assert imported.exit_code == 0, imported.output
-    assert count(database_url, Alert) == 0  # a backfill alerts nobody
+    assert monitor.count(Alert) == 0  # a backfill alerts nobody
 
     for name, query in (("almaty-unrest", UNREST), ("csto", "entity:CSTO")):
-        preview = run_cli("--config", str(config), "rules", "test", name, "--json")
+        preview = monitor("rules", "test", name, "--json")
         assert preview.exit_code == 0, preview.output
         shown = json.loads(preview.stdout)
-        search = json.loads(run_cli("--config", str(config), "search", query, "--since", "30d", "--json").stdout)
+        search = json.loads(monitor("search", query, "--since", "30d", "--json").stdout)
         assert shown["rule"] == name and shown["articles"] == search
-    unrest = json.loads(run_cli("--config", str(config), "rules", "test", "almaty-unrest", "--json").stdout)
+    unrest = json.loads(monitor("rules", "test", "almaty-unrest", "--json").stdout)
     assert sorted(a["title"] for a in unrest["articles"]) == ["Protest", "Troops"]
-    adhoc = run_cli("--config", str(config), "rules", "test", "entity:Alma-Ata", "-football")
+    adhoc = monitor("rules", "test", "entity:Alma-Ata", "-football")
     assert adhoc.exit_code == 0 and "query: entity:Alma-Ata -football" in adhoc.stdout
     assert "2 articles" in adhoc.stdout
-    unknown = run_cli("--config", str(config), "rules", "test", "entity:Atlantis")
+    unknown = monitor("rules", "test", "entity:Atlantis")
     assert unknown.exit_code == 2 and unknown.stderr.count("\n") == 1 and "Atlantis" in unknown.stderr
-    assert count(database_url, Alert) == 0 and not hook.deliveries and not smtp.messages
+    assert monitor.count(Alert) == 0 and not hook.deliveries and not smtp.messages
 
 
-def test_analyze_names_the_rules_a_text_would_fire_and_stores_nothing(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
-    hook: WebhookReceiver,
-    smtp: SMTPSink,
-    tmp_path: Path,
-) -> None:
-    config = configure(config_file, database_url, hook, smtp)
-    paths = write_stories(tmp_path / "in")
-    result = run_cli("--config", str(config), "analyze", *map(str, paths), "--json")
+def test_analyze_names_the_rules_a_text_would_fire_and_stores_nothing(monitor: Monitor, stories: list[Path]) -> None:
+    monitor.configure()
+    result = monitor("analyze", *map(str, stories), "--json")
     assert result.exit_code == 0, result.output
     fired = {Path(row["path"]).stem: row["rules"] for row in map(json.loads, result.stdout.splitlines())}
     assert fired == {
@@ -147,32 +151,30 @@ def test_analyze_names_the_rules_a_text_would_fire_and_stores_nothing(
         "summit": ["csto"],
         "troops": ["almaty-unrest", "csto"],
     }
-    assert count(database_url, Article) == 0
-    human = run_cli("--config", str(config), "analyze", str(paths[3]))
+    assert monitor.count(Article) == 0
+    human = monitor("analyze", str(stories[3]))
     assert "rules:      almaty-unrest, csto" in human.stdout
 
 
 def test_import_with_alerts_delivers_before_exiting(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
+    monitor: Monitor,
+    stories: list[Path],
     hook: WebhookReceiver,
     smtp: SMTPSink,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = configure(config_file, database_url, hook, smtp, rules=[{"name": "unrest", "query": UNREST}])
-    paths = list(map(str, write_stories(tmp_path / "in")))
-    refused = run_cli("--config", str(config), "import", "--alerts", *paths)
+    monitor.configure(rules=[{"name": "unrest", "query": UNREST}])
+    paths = list(map(str, stories))
+    refused = monitor("import", "--alerts", *paths)
     assert refused.exit_code == 2
     assert refused.stderr == (
         "monitor: error: config: alerts.webhooks[0].secret: environment variable WEBHOOK_SECRET is not set "
         "(needed to send to webhook:ops)\n"
     )
-    assert count(database_url, Article) == 0
+    assert monitor.count(Article) == 0
 
-    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
-    result = run_cli("--config", str(config), "import", "--alerts", *paths)
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    result = monitor("import", "--alerts", *paths)
     assert result.exit_code == 0, result.output
     assert "alerts: 4 sent in 4 messages" in result.stdout
     assert sorted(d.payload["data"]["article"]["title"] for d in hook.deliveries) == ["Protest", "Troops"]
@@ -183,51 +185,37 @@ def test_import_with_alerts_delivers_before_exiting(
     ]
 
 
-def test_reading_needs_no_secrets_and_sending_names_the_missing_one(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
-    hook: WebhookReceiver,
-    smtp: SMTPSink,
-    tmp_path: Path,
-) -> None:
-    config = configure(config_file, database_url, hook, smtp)
-    text = str(write_stories(tmp_path / "in")[0])
+def test_reading_needs_no_secrets_and_sending_names_the_missing_one(monitor: Monitor, stories: list[Path]) -> None:
+    monitor.configure()
+    text = str(stories[0])
     for args in (("search", "Almaty"), ("feeds",), ("rules",), ("rules", "test", "csto"), ("analyze", text)):
-        result = run_cli("--config", str(config), *args)
+        result = monitor(*args)
         assert result.exit_code == 0, (args, result.output)
     missing = "environment variable WEBHOOK_SECRET is not set (needed to send to webhook:ops)"
     for args in (("poll",), ("alerts", "deliver"), ("alerts", "test"), ("import", "--alerts", text)):
-        result = run_cli("--config", str(config), *args)
+        result = monitor(*args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.count("\n") == 1 and missing in result.stderr, (args, result.stderr)
 
 
 def test_a_bad_rule_stops_every_command_that_needs_rules_with_one_line(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
-    hook: WebhookReceiver,
-    smtp: SMTPSink,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    monitor: Monitor, stories: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
-    rules = [{"name": "csto", "query": "entity:CSTO"}, {"name": "typo", "query": "entity:Almatty protest"}]
-    config = configure(config_file, database_url, hook, smtp, rules=rules)
-    text = str(write_stories(tmp_path / "in")[0])
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    monitor.configure(
+        rules=[{"name": "csto", "query": "entity:CSTO"}, {"name": "typo", "query": "entity:Almatty protest"}]
+    )
+    text = str(stories[0])
     for args in (("rules",), ("rules", "test", "csto"), ("analyze", text), ("poll",), ("import", "--alerts", text)):
-        result = run_cli("--config", str(config), *args)
+        result = monitor(*args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith("monitor: error: config: rules: rule 'typo': "), (args, result.stderr)
         assert result.stderr.count("\n") == 1
-    assert run_cli("--config", str(config), "search", "Almaty").exit_code == 0
+    assert monitor("search", "Almaty").exit_code == 0
 
 
 def test_done_when_polled_articles_reach_the_channels_their_rules_name(
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-    database_url: str,
+    monitor: Monitor,
     hook: WebhookReceiver,
     smtp: SMTPSink,
     server: HTTPServer,
@@ -240,13 +228,9 @@ def test_done_when_polled_articles_reach_the_channels_their_rules_name(
         server.route(f"/{name}", Response(article_page(name.title(), text)))
         items.append(Item(title=name.title(), link=server.url(f"/{name}")))
     server.route("/feed", Response(rss20(items), headers={"content-type": "application/rss+xml"}))
-    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
     with NotifyReceiver() as team:
-        config = configure(
-            config_file,
-            database_url,
-            hook,
-            smtp,
+        monitor.configure(
             poll={"allow_private_networks": True, "extract_workers": 1},
             feeds=[{"name": "Steppe Wire", "url": server.url("/feed")}],
             alerts={
@@ -259,16 +243,16 @@ def test_done_when_polled_articles_reach_the_channels_their_rules_name(
                 {"name": "csto", "query": "entity:CSTO", "channels": ["webhook:ops"]},
             ],
         )
-        preview = json.loads(run_cli("--config", str(config), "rules", "test", "almaty-unrest", "--json").stdout)
+        preview = json.loads(monitor("rules", "test", "almaty-unrest", "--json").stdout)
         assert preview["articles"] == []  # nothing stored yet
-        polled = run_cli("--config", str(config), "poll", "--json")
+        polled = monitor("poll", "--json")
         assert polled.exit_code == 0, polled.output
         notified = [post.json() for post in team.delivered()]
     for query, received in (
         (UNREST, [sent["title"].rsplit(": ", 1)[1] for sent in notified]),
         ("entity:CSTO", [d.payload["data"]["article"]["title"] for d in hook.deliveries]),
     ):
-        listed = json.loads(run_cli("--config", str(config), "search", query, "--json").stdout)
+        listed = json.loads(monitor("search", query, "--json").stdout)
         assert sorted(received) == sorted(a["title"] for a in listed) != []
     assert sorted(sent["title"].rsplit(": ", 1)[1] for sent in notified) == ["Protest", "Troops"]
     assert sorted(d.payload["data"]["article"]["title"] for d in hook.deliveries) == ["Summit", "Troops"]
