@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from monitor.config import Settings
+from monitor.config import EntityConfig, Settings
 from monitor.db import session
 from monitor.models import Alert, Article, MatchState, Mention
 from monitor.pipeline.ingest import Archive, Candidate
@@ -77,60 +78,78 @@ def state(engine: sa.Engine) -> MatchState | None:
         return db.get(MatchState, STATE_KEY)
 
 
-def searched(run_cli: Callable[..., Any], path: Path, entity: str) -> list[str]:
-    result = run_cli("--config", str(path), "search", "--entity", entity, "--json")
-    assert result.exit_code == 0, result.output
-    return sorted(item["url"] for item in json.loads(result.output))
+@dataclass
+class Monitor:
+    """The ``monitor`` command on the test's database, with the config ``track`` wrote."""
+
+    run_cli: Callable[..., Any]
+    config_file: Callable[..., Path]
+    database_url: str
+    path: Path | None = None
+
+    def track(self, *entities: dict[str, Any], **extra: Any) -> Path:
+        """Write the config tracking ``entities`` (with ``extra`` settings) and return its path."""
+        self.path = self.config_file(json.dumps(config(self.database_url, *entities) | extra))
+        return self.path
+
+    def entities(self) -> list[EntityConfig]:
+        """The tracked entities as the monitor reads them from the config."""
+        assert self.path is not None, "track first"
+        return Settings.model_validate_json(self.path.read_text()).entities
+
+    def __call__(self, *args: str) -> Any:
+        """Run ``monitor --config PATH ARGS…``; click's Result."""
+        assert self.path is not None, "track first"
+        return self.run_cli("--config", str(self.path), *args)
+
+    def searched(self, entity: str) -> list[str]:
+        """The URLs ``monitor search --entity`` lists."""
+        result = self("search", "--entity", entity, "--json")
+        assert result.exit_code == 0, result.output
+        return sorted(item["url"] for item in json.loads(result.output))
+
+
+@pytest.fixture
+def monitor(run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str) -> Monitor:
+    return Monitor(run_cli, config_file, database_url)
 
 
 # ------------------------------------------------------------------- monitor rematch
 
 
 def test_a_new_entity_finds_the_stored_articles_after_rematch_and_nothing_alerts(
-    engine: sa.Engine,
-    database_url: str,
-    archive: dict[str, int],
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
+    engine: sa.Engine, archive: dict[str, int], monitor: Monitor
 ) -> None:
     queued = alerts(engine)
     assert queued == 2  # "move" and "old-name" mention Almaty
-    path = config_file(json.dumps(config(database_url, ALMATY, ASTANA)))
-    assert searched(run_cli, path, "Astana") == []  # matched before Astana was tracked
+    monitor.track(ALMATY, ASTANA)
+    assert monitor.searched("Astana") == []  # matched before Astana was tracked
 
-    result = run_cli("--config", str(path), "rematch")
+    result = monitor("rematch")
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
         "re-matched: 4 article(s) checked, 2 changed: 3 mention(s) added, 0 removed (Astana +3 -0)"
     )
-    assert searched(run_cli, path, "Astana") == ["https://n.example/capital", "https://n.example/move"]
-    assert searched(run_cli, path, "Almaty") == ["https://n.example/move", "https://n.example/old-name"]
+    assert monitor.searched("Astana") == ["https://n.example/capital", "https://n.example/move"]
+    assert monitor.searched("Almaty") == ["https://n.example/move", "https://n.example/old-name"]
     capital = archive["https://n.example/capital"]
     assert [(e, t) for a, e, t in mentions(engine) if a == capital] == [("Astana", "Astana"), ("Astana", "Nur-Sultan")]
     assert alerts(engine) == queued  # re-matching never alerts
     recorded = state(engine)
-    assert recorded is not None and recorded.matched == fingerprint(
-        Settings.model_validate(config(database_url, ALMATY, ASTANA)).entities
-    )
+    assert recorded is not None and recorded.matched == fingerprint(monitor.entities())
     assert (recorded.target, recorded.cursor, recorded.owner) == (None, None, None)
 
     # Again: nothing changes, and it says so.
     before = mentions(engine)
-    result = run_cli("--config", str(path), "rematch", "--json")
+    result = monitor("rematch", "--json")
     assert json.loads(result.output) == {"articles": 4, "changed": 0, "added": 0, "removed": 0, "entities": {}}
     assert mentions(engine) == before
 
 
 @sqlite_only
-def test_a_removed_alias_drops_its_mentions(
-    engine: sa.Engine,
-    database_url: str,
-    archive: dict[str, int],
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
-) -> None:
-    path = config_file(json.dumps(config(database_url, {"name": "Almaty", "aliases": ["Almaty"]})))
-    result = run_cli("--config", str(path), "rematch", "--batch", "1", "--json")
+def test_a_removed_alias_drops_its_mentions(engine: sa.Engine, archive: dict[str, int], monitor: Monitor) -> None:
+    monitor.track({"name": "Almaty", "aliases": ["Almaty"]})
+    result = monitor("rematch", "--batch", "1", "--json")
     assert json.loads(result.output) == {
         "articles": 4,
         "changed": 1,
@@ -138,17 +157,13 @@ def test_a_removed_alias_drops_its_mentions(
         "removed": 1,
         "entities": {"Almaty": {"added": 0, "removed": 1}},
     }
-    assert searched(run_cli, path, "Almaty") == ["https://n.example/move"]
+    assert monitor.searched("Almaty") == ["https://n.example/move"]
     assert [t for _, _, t in mentions(engine)] == ["Almaty"]
 
 
 @sqlite_only
 def test_since_rematches_only_recent_articles_and_leaves_the_state(
-    engine: sa.Engine,
-    database_url: str,
-    archive: dict[str, int],
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
+    engine: sa.Engine, archive: dict[str, int], monitor: Monitor
 ) -> None:
     with session(engine) as db:
         db.execute(sa.update(Article).values(published_at=datetime(2020, 1, 1, tzinfo=UTC)))
@@ -158,25 +173,22 @@ def test_since_rematches_only_recent_articles_and_leaves_the_state(
             .values(published_at=datetime.now(UTC) - timedelta(days=2))
         )
         db.commit()
-    path = config_file(json.dumps(config(database_url, ALMATY, ASTANA)))
-    result = run_cli("--config", str(path), "rematch", "--since", "7d", "--json")
+    monitor.track(ALMATY, ASTANA)
+    result = monitor("rematch", "--since", "7d", "--json")
     assert json.loads(result.output)["entities"] == {"Astana": {"added": 2, "removed": 0}}
-    assert searched(run_cli, path, "Astana") == ["https://n.example/capital"]
+    assert monitor.searched("Astana") == ["https://n.example/capital"]
     recorded = state(engine)
     assert recorded is not None and recorded.matched is None  # the archive as a whole is not re-matched
 
-    result = run_cli("--config", str(path), "rematch", "--since", "someday")
+    result = monitor("rematch", "--since", "someday")
     assert result.exit_code == 2 and "--since:" in result.output and "Traceback" not in result.output
 
 
 def test_one_process_at_a_time_and_an_interrupted_rematch_goes_on(
-    engine: sa.Engine,
-    database_url: str,
-    archive: dict[str, int],
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
+    engine: sa.Engine, archive: dict[str, int], monitor: Monitor
 ) -> None:
-    entities = Settings.model_validate(config(database_url, ALMATY, ASTANA)).entities
+    monitor.track(ALMATY, ASTANA)
+    entities = monitor.entities()
     first = Rematcher(engine, entities, owner="worker-a", batch=1)
     assert first.needed()
     step = first.step()
@@ -184,8 +196,7 @@ def test_one_process_at_a_time_and_an_interrupted_rematch_goes_on(
 
     # Another worker, and the command, find the lease taken.
     assert Rematcher(engine, entities, owner="worker-b", batch=1).step().progress is Progress.BUSY
-    path = config_file(json.dumps(config(database_url, ALMATY, ASTANA)))
-    result = run_cli("--config", str(path), "rematch")
+    result = monitor("rematch")
     assert result.exit_code == 1
     assert result.output.strip() == (
         "monitor: error: rematch: worker-a is re-matching the archive now; try again when it is done"
@@ -201,7 +212,7 @@ def test_one_process_at_a_time_and_an_interrupted_rematch_goes_on(
         assert not step.started
         done.append(step.report.articles)
     assert step.progress is Progress.DONE and done == [1, 1, 1]
-    assert searched(run_cli, path, "Astana") == ["https://n.example/capital", "https://n.example/move"]
+    assert monitor.searched("Astana") == ["https://n.example/capital", "https://n.example/move"]
     assert not second.needed() and not Rematcher(engine, entities, owner="worker-c").needed()
     assert Rematcher(engine, entities, owner="worker-c").step().progress is Progress.DONE
 
@@ -216,24 +227,18 @@ def test_one_process_at_a_time_and_an_interrupted_rematch_goes_on(
 
 
 def test_the_daemon_rematches_after_sighup_and_not_again_after_a_restart(
-    engine: sa.Engine,
-    database_url: str,
-    archive: dict[str, int],
-    run_cli: Callable[..., Any],
-    config_file: Callable[..., Path],
+    engine: sa.Engine, archive: dict[str, int], monitor: Monitor
 ) -> None:
-    settings = config(database_url, ALMATY)
-    settings["poll"] = {"extract_workers": 1, "tick": "0.3s", "shutdown_grace": "3s"}
-    path = config_file(json.dumps(settings))
+    poll = {"extract_workers": 1, "tick": "0.3s", "shutdown_grace": "3s"}
+    path = monitor.track(ALMATY, poll=poll)
     queued = alerts(engine)
     with Daemon(path) as daemon:
         # The archive's entities are not known yet (no state): it is re-matched once.
         wait_for(lambda: "re-matched: 4 article(s) checked, 0 changed" in daemon.log(), 60, "the first re-match")
-        settings["entities"] = [ALMATY, ASTANA]
-        path.write_text(json.dumps(settings))
+        monitor.track(ALMATY, ASTANA, poll=poll)
         daemon.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "re-matched: 4 article(s) checked, 2 changed" in daemon.log(), 60, "the re-match")
-        assert searched(run_cli, path, "Astana") == ["https://n.example/capital", "https://n.example/move"]
+        assert monitor.searched("Astana") == ["https://n.example/capital", "https://n.example/move"]
         assert daemon.stop() == 0
         log = daemon.log()
     assert "configuration reloaded: entities added: Astana" in log and "(Astana +3 -0)" in log
