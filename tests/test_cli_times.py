@@ -28,21 +28,46 @@ ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d"
 ZONES = {"UTC": "UTC", "Asia/Almaty": r"UTC\+0[56]"}  # Almaty: +06 until March 2024, +05 since
 
 
-def write_config(config_file: Callable[..., Path], database_url: str, zone: str, **extra: Any) -> Path:
-    return config_file(yaml.safe_dump({"database_url": database_url, "display_timezone": zone, **extra}))
+# An article published at 10:00 UTC, as each zone shows it.
+PUBLISHED = datetime(2022, 1, 6, 10, tzinfo=UTC)
+shown_in_each_zone = pytest.mark.parametrize(
+    ("zone", "shown"), [("UTC", "2022-01-06 10:00 UTC"), ("Asia/Almaty", "2022-01-06 16:00 UTC+06")]
+)
+
+
+def _publish(engine: sa.Engine, moment: datetime) -> None:
+    with session(engine) as db:
+        for article in db.query(Article).all():
+            article.published_at = moment
+        db.commit()
+
+
+@pytest.fixture
+def archived(config_file: Callable[..., Path], database_url: str) -> Callable[..., Path]:
+    """``archived(zone, published=None, **settings)``: write a config that shows times in
+    ``zone``, store one article (published at ``published``), and return the config's path."""
+
+    def make(zone: str, published: datetime | None = None, **extra: Any) -> Path:
+        config = config_file(yaml.safe_dump({"database_url": database_url, "display_timezone": zone, **extra}))
+        settings = load_settings(config, {})
+        engine = make_engine(settings.database_url)
+        try:
+            add_article(engine, settings, url="https://n.example/1")
+            if published is not None:
+                _publish(engine, published)
+        finally:
+            engine.dispose()
+        return config
+
+    return make
 
 
 @pytest.mark.parametrize("zone", list(ZONES))
 def test_alerts_show_times_in_the_display_zone_marked(
-    run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str, zone: str
+    run_cli: Callable[..., Any], archived: Callable[..., Path], zone: str
 ) -> None:
     with WebhookReceiver(secret="s1") as ops, WebhookReceiver(secret="s2", status=410) as gone:
-        hooks = {"webhooks": [ops.settings(name="ops"), gone.settings(name="gone")]}
-        config = write_config(config_file, database_url, zone, alerts=hooks)
-        settings = load_settings(config, {})
-        engine = make_engine(settings.database_url)
-        add_article(engine, settings, url="https://n.example/1")
-        engine.dispose()
+        config = archived(zone, alerts={"webhooks": [ops.settings(name="ops"), gone.settings(name="gone")]})
         assert run_cli("--config", str(config), "alerts", "deliver").exit_code == 0
 
     listing = run_cli("--config", str(config), "alerts").stdout
@@ -55,45 +80,22 @@ def test_alerts_show_times_in_the_display_zone_marked(
     assert all(c["last_sent_at"] is None or c["last_sent_at"].endswith("Z") for c in listed["channels"])
 
 
-def _published(engine: sa.Engine, moment: datetime) -> None:
-    with session(engine) as db:
-        for article in db.query(Article).all():
-            article.published_at = moment
-        db.commit()
-
-
-@pytest.mark.parametrize(
-    ("zone", "shown"), [("UTC", "2022-01-06 10:00 UTC"), ("Asia/Almaty", "2022-01-06 16:00 UTC+06")]
-)
+@shown_in_each_zone
 def test_rules_test_shows_times_in_the_display_zone_marked(
-    run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str, zone: str, shown: str
+    run_cli: Callable[..., Any], archived: Callable[..., Path], zone: str, shown: str
 ) -> None:
-    config = write_config(config_file, database_url, zone)
-    settings = load_settings(config, {})
-    engine = make_engine(settings.database_url)
-    add_article(engine, settings, url="https://n.example/1")
-    _published(engine, datetime(2022, 1, 6, 10, tzinfo=UTC))
-    engine.dispose()
-
+    config = archived(zone, published=PUBLISHED)
     tried = run_cli("--config", str(config), "rules", "test", "entity:CSTO", "--since", "2022-01-01")
     assert tried.exit_code == 0, tried.output
     assert re.search(rf"^#\d+  {re.escape(shown)}  ·  ", tried.stdout, re.M), tried.stdout
     assert all(re.fullmatch(SHOWN, m) for m in re.findall(rf"{SHOWN}", tried.stdout))
 
 
-@pytest.mark.parametrize(
-    ("zone", "shown"), [("UTC", "2022-01-06 10:00 UTC"), ("Asia/Almaty", "2022-01-06 16:00 UTC+06")]
-)
+@shown_in_each_zone
 def test_search_shows_times_in_the_display_zone_marked(
-    run_cli: Callable[..., Any], config_file: Callable[..., Path], database_url: str, zone: str, shown: str
+    run_cli: Callable[..., Any], archived: Callable[..., Path], zone: str, shown: str
 ) -> None:
-    config = write_config(config_file, database_url, zone)
-    settings = load_settings(config, {})
-    engine = make_engine(settings.database_url)
-    add_article(engine, settings, url="https://n.example/1")
-    _published(engine, datetime(2022, 1, 6, 10, tzinfo=UTC))
-    engine.dispose()
-
+    config = archived(zone, published=PUBLISHED)
     listing = run_cli("--config", str(config), "search", "--entity", "CSTO")
     assert listing.exit_code == 0, listing.output
     first = listing.stdout.splitlines()[0]
