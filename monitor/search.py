@@ -164,17 +164,20 @@ def search_articles(
     names = EntityNames(entities)
     try:
         text = _text_part(query) if query is not None else None
-        walk = text is not None and _walk(session, text, dialect, limit)
-        # Collecting: the same order by an expression no index has, so that the planner
-        # reads the full-text matches and sorts them instead of walking the archive.
-        order_time = _unindexed(sort_time) if text is not None and not walk else sort_time
-        if walk and dialect == "sqlite" and not filters.cursor and query is not None and query.is_text():
+        # SQLite, a first page of words and phrases alone: FTS5's newest matches bound it
+        # exactly at any frequency, so no plan is chosen and no matches counted for one.
+        newest_first = dialect == "sqlite" and not filters.cursor and query is not None and query.is_text()
+        walk = None if newest_first else text is not None and _walk(session, text, dialect, limit)
+        if newest_first and query is not None:
             others = _conditions(session, filters, None, sort_time, dialect, names)
             floor = _newest_floor(session, query, others, sort_time, limit)
             conditions = [*others, _fts_from(query, floor)]
-            order_time = _unindexed(sort_time)
         else:
-            conditions = _conditions(session, filters, query, sort_time, dialect, names, per_row=walk)
+            conditions = _conditions(session, filters, query, sort_time, dialect, names, per_row=bool(walk))
+        # Matches collected or bounded: the same order by an expression no index has, so
+        # that the planner reads the full-text matches and sorts them instead of walking
+        # the archive.
+        order_time = sort_time if text is None or walk else _unindexed(sort_time)
         statement = (
             select(Article, Feed.name, Seed.name)
             .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
@@ -225,7 +228,8 @@ def _check_limit(limit: Any) -> int:
 
 # A newest-first page of a frequent term is found by walking the newest articles and
 # testing each, when a page is expected within this many of them; rarer terms are
-# collected through the full-text index and sorted.
+# collected through the full-text index and sorted. (SQLite's first page of a text
+# alone needs neither: ``_newest_floor``.)
 WALK_ROWS = 4000
 
 
@@ -279,7 +283,7 @@ def approximate_total(
     dialect: str,
     names: EntityNames,
     *,
-    walk: bool,
+    walk: bool | None,
     text: Query | None,
 ) -> int | None:
     """About how many articles match ``filters`` in all, without reading them all.
@@ -290,7 +294,8 @@ def approximate_total(
     matches and extrapolated beyond from how far into the archive the cap was reached;
     other filters are counted exactly up to ``FILTER_COUNT_CAP`` when the text is rare
     (its matches were collected anyway) or absent; otherwise there is no cheap figure
-    (None).
+    (None). ``walk`` is ``_walk``'s answer for ``text``; None when the search did not
+    need it, and then it is asked here only if the figure depends on it.
     """
     sort_time = sa.func.coalesce(Article.published_at, Article.fetched_at, type_=UTCDateTime)
     conditions = _conditions(session, replace(filters, cursor=None), query, sort_time, dialect, names)
@@ -314,7 +319,7 @@ def approximate_total(
             return int(found)
         archive = session.exec(select(sa.func.max(Article.id))).one() or reached
         return round(int(found) * int(archive) / max(1, int(reached)))
-    if text is not None and walk:
+    if text is not None and (walk if walk is not None else _walk(session, text, dialect, filters.limit)):
         return None
     if query is None and plain:
         newest = select(col(Article.is_duplicate)).order_by(sort_time.desc()).limit(FILTER_COUNT_CAP).subquery()
@@ -346,7 +351,7 @@ def _newest_floor(
     sort_time: sa.ColumnElement[datetime],
     limit: int,
 ) -> int:
-    """An id below which no article of the first page can be (SQLite, a frequent text).
+    """An id below which no article of the first page can be (SQLite, a text query).
 
     FTS5 reads its matches newest id first without sorting; the first ``limit + 1``
     passing the other filters are a page, though not yet in time order. Any article
@@ -355,6 +360,9 @@ def _newest_floor(
     that time: the page is among the matches from that id up, which ids (given in
     order of arrival) keep few. Testing each walked article instead costs FTS5 a
     lookup of every word at that row, a millisecond for a phrase of frequent words.
+    It holds for a text of any frequency (a rare one has few matches to read), so
+    nothing is counted to choose it: counting the matches that make walking pay read
+    5,000 phrase matches at a million articles.
     """
     fts = sa.table("article_fts", sa.column("rowid", sa.Integer))
     newest = (
