@@ -161,3 +161,30 @@ def test_the_approximate_total_is_near_the_count(engine: sa.Engine, text: str | 
     assert total is not None
     # "About": within a quarter of the count (duplicates, filters and statistics), or a few articles.
     assert abs(total - exact) <= max(5, exact // 4), (total, exact)
+
+
+@pytest.mark.parametrize(
+    "filters", [SearchFilters(feed="Plans"), SearchFilters(query="feed:Plans")], ids=["filter", "term"]
+)
+def test_a_feeds_newest_page_is_read_from_its_index_on_sqlite(engine: sa.Engine, filters: SearchFilters) -> None:
+    """A feed's page is the first rows of ix_article_feed_newest under that feed, not all
+    of the feed's articles sorted (55 ms for a feed of 1 % of a million articles)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL reads a table this small whole")
+    _archive(engine)
+    pages: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, *_):  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT article.id") and "ORDER BY" in statement:
+            pages.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with session(engine) as db:
+            assert len(search_articles(db, filters).items) == 20
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = pages
+    with engine.connect() as connection:
+        plan = " / ".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "ix_article_feed_newest" in plan and "TEMP B-TREE" not in plan, plan
