@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SECRET = "whsec_" + "c2NhbGUtb3V0LW9uLXBvc3RncmVzcWwtdGVzdHM="
 FEEDS = 300
 WORKERS = 3
-INTERVAL = 8.0  # seconds; each poll plans the next at 0.9 to 1.1 intervals
+INTERVAL = 6.0  # seconds; each poll plans the next at 0.9 to 1.1 intervals
 LEASE = 6.0
 JITTER = 0.1
 # Time a due feed may wait on top of its interval: the workers' tick (0.3 s), the claim
