@@ -165,20 +165,17 @@ def search_articles(
     names = EntityNames(entities)
     try:
         text = _text_part(query) if query is not None else None
-        # SQLite, a first page of words and phrases alone: FTS5's newest matches bound it
-        # exactly at any frequency, so no plan is chosen and no matches counted for one.
-        newest_first = dialect == "sqlite" and not filters.cursor and query is not None and query.is_text()
-        walk = None if newest_first else text is not None and _walk(session, text, dialect, limit)
-        if newest_first and query is not None:
+        walk = text is not None and _walk(session, text, dialect, limit)
+        # Collecting: the same order by an expression no index has, so that the planner
+        # reads the full-text matches and sorts them instead of walking the archive.
+        order_time = _unindexed(sort_time) if text is not None and not walk else sort_time
+        if walk and dialect == "sqlite" and not filters.cursor and query is not None and query.is_text():
             others = _conditions(session, filters, None, sort_time, dialect, names)
             floor = _newest_floor(session, query, others, sort_time, limit)
             conditions = [*others, _fts_from(query, floor)]
+            order_time = _unindexed(sort_time)
         else:
-            conditions = _conditions(session, filters, query, sort_time, dialect, names, per_row=bool(walk))
-        # Matches collected or bounded: the same order by an expression no index has, so
-        # that the planner reads the full-text matches and sorts them instead of walking
-        # the archive.
-        order_time = sort_time if text is None or walk else _unindexed(sort_time)
+            conditions = _conditions(session, filters, query, sort_time, dialect, names, per_row=walk)
         statement = (
             select(Article, Feed.name, Seed.name)
             .outerjoin(Feed, col(Feed.id) == col(Article.feed_id))
@@ -250,8 +247,7 @@ def _check_limit(limit: Any) -> int:
 
 # A newest-first page of a frequent term is found by walking the newest articles and
 # testing each, when a page is expected within this many of them; rarer terms are
-# collected through the full-text index and sorted. (SQLite's first page of a text
-# alone needs neither: ``_newest_floor``.)
+# collected through the full-text index and sorted.
 WALK_ROWS = 4000
 
 
@@ -259,26 +255,24 @@ def _walk(session: Session, text: Query, dialect: str, limit: int) -> bool:
     """Whether ``text`` (``_text_part``) is frequent enough to walk the newest articles.
 
     A page of ``limit`` takes about ``limit / share`` articles to walk, where ``share``
-    is the share of articles the text matches: SQLite counts matches through FTS5 up to
-    the number that makes walking pay (cheap however common the words are), PostgreSQL
-    asks its planner, whose statistics of the document column know the frequent words.
-    Either way the answer changes the plan, never the result.
+    is the share of articles the text matches. SQLite looks for a page's worth among
+    FTS5's matches in the newest ``WALK_ROWS`` ids, which the rowid bound keeps cheap
+    for any text (a count of the archive's matches up to a page's share of it read
+    5,000 matches of a phrase at a million articles, position lists and all); the
+    newest are also the ones a first page is made of. PostgreSQL asks its planner,
+    whose statistics of the document column know the frequent words. Either way the
+    answer changes the plan, never the result.
     """
-    share = (limit + 1) / WALK_ROWS
     if dialect == "sqlite":
         archive = session.exec(select(sa.func.max(Article.id))).one() or 0
-        enough = max(1, int(archive * share))
-        if enough > archive:
-            return False
-        matching = (
-            sa.select(sa.literal_column("rowid"))
-            .select_from(sa.table("article_fts"))
-            .where(sa.literal_column("article_fts").op("MATCH")(text.to_fts5()))
-            .limit(enough)
+        fts = sa.table("article_fts", sa.column("rowid", sa.Integer))
+        recent = (
+            sa.select(fts.c.rowid)
+            .where(sa.literal_column("article_fts").op("MATCH")(text.to_fts5()), fts.c.rowid > archive - WALK_ROWS)
+            .limit(limit + 1)
             .subquery()
         )
-        found = session.exec(select(sa.func.count()).select_from(matching)).one()
-        return bool(found >= enough)
+        return bool(session.exec(select(sa.func.count()).select_from(recent)).one() > limit)
     explained = session.exec(
         sa.text(
             f"EXPLAIN (FORMAT JSON) SELECT 1 FROM article WHERE {PG_DOCUMENT} @@ "
@@ -289,7 +283,7 @@ def _walk(session: Session, text: Query, dialect: str, limit: int) -> bool:
     archive = session.exec(
         sa.text("SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = 'article'::regclass")  # type: ignore[call-overload]
     ).scalar_one()
-    return bool(float(plan["Plan Rows"]) >= float(archive) * share)
+    return bool(float(plan["Plan Rows"]) >= float(archive) * (limit + 1) / WALK_ROWS)
 
 
 # Full-text matches counted one by one at most; beyond, the count is extrapolated.
@@ -305,7 +299,7 @@ def approximate_total(
     dialect: str,
     names: EntityNames,
     *,
-    walk: bool | None,
+    walk: bool,
     text: Query | None,
 ) -> int | None:
     """About how many articles match ``filters`` in all, without reading them all.
@@ -316,8 +310,7 @@ def approximate_total(
     matches and extrapolated beyond from how far into the archive the cap was reached;
     other filters are counted exactly up to ``FILTER_COUNT_CAP`` when the text is rare
     (its matches were collected anyway) or absent; otherwise there is no cheap figure
-    (None). ``walk`` is ``_walk``'s answer for ``text``; None when the search did not
-    need it, and then it is asked here only if the figure depends on it.
+    (None).
     """
     sort_time = sa.func.coalesce(Article.published_at, Article.fetched_at, type_=UTCDateTime)
     conditions = _conditions(session, replace(filters, cursor=None), query, sort_time, dialect, names)
@@ -341,7 +334,7 @@ def approximate_total(
             return int(found)
         archive = session.exec(select(sa.func.max(Article.id))).one() or reached
         return round(int(found) * int(archive) / max(1, int(reached)))
-    if text is not None and (walk if walk is not None else _walk(session, text, dialect, filters.limit)):
+    if text is not None and walk:
         return None
     if query is None and plain:
         newest = select(col(Article.is_duplicate)).order_by(sort_time.desc()).limit(FILTER_COUNT_CAP).subquery()
@@ -373,7 +366,7 @@ def _newest_floor(
     sort_time: sa.ColumnElement[datetime],
     limit: int,
 ) -> int:
-    """An id below which no article of the first page can be (SQLite, a text query).
+    """An id below which no article of the first page can be (SQLite, a frequent text).
 
     FTS5 reads its matches newest id first without sorting; the first ``limit + 1``
     passing the other filters are a page, though not yet in time order. Any article
@@ -382,9 +375,6 @@ def _newest_floor(
     that time: the page is among the matches from that id up, which ids (given in
     order of arrival) keep few. Testing each walked article instead costs FTS5 a
     lookup of every word at that row, a millisecond for a phrase of frequent words.
-    It holds for a text of any frequency (a rare one has few matches to read), so
-    nothing is counted to choose it: counting the matches that make walking pay read
-    5,000 phrase matches at a million articles.
     """
     fts = sa.table("article_fts", sa.column("rowid", sa.Integer))
     newest = (
