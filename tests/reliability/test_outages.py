@@ -10,9 +10,9 @@ every alert exactly once.
 
 Two moments for the cut: between two polls (new stories appear during the outage), and
 in the middle of a poll whose pages are still downloading. A poll cut short cannot record
-its outcome; its feed stays leased to the daemon until ``poll.lease`` expires, and is
-polled again then: with a short lease the stories of that poll arrive soon after, with
-the default one (five minutes) they do not (expected to fail below).
+its outcome; the daemon gives its feed's lease back with the first claim that reaches the
+database again, so the feed is polled again at once, with a short ``poll.lease`` and with
+the default one (five minutes) alike.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def test_outage_mid_poll_with_a_short_lease_loses_and_repeats_nothing(world: Wor
     with Daemon(world.config(interval="1s", lease="12s")) as daemon:
         wait_for(lambda: len(world.receiver.kept) == 3, 60, "the first stories and their alerts")
         later, during = cut_mid_poll(world, daemon)
-        # The cut poll's lease runs out 12 s after it was last renewed; then it is redone.
+        # Redone when the daemon gives the cut poll's lease back, or at the latest when the
+        # lease runs out, 12 s after it was last renewed.
         wait_for(lambda: count(world.engine, Article) == 6, 45, "the stories of the cut poll")
         wait_for(lambda: count(world.engine, Alert, Alert.status == AlertStatus.SENT) == 6, 60, "their alerts")
         code, log = daemon.stop(), daemon.log()
