@@ -176,6 +176,27 @@ def test_an_smtp_server_that_never_answers_is_cut_off_at_the_deadline(trickle: b
     assert took < CUT_OFF and server.accepted == 1
 
 
+def test_a_silent_smtp_server_reads_as_no_answer_whichever_timeout_goes_off_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The socket's timeout and the exchange's deadline are both the configured timeout;
+    # with the deadline held back, the socket's goes off first, and says the same.
+    from monitor.alerts import email
+
+    class LateDeadline(email.Exchange):
+        def __init__(self, seconds: float, stop: Stop | None = None) -> None:
+            super().__init__(seconds * 10, stop)
+
+    monkeypatch.setattr(email, "Exchange", LateDeadline)
+    with StalledServer(trickle=b"", interval=0.2) as server:
+        config = EmailSettings(
+            smtp_host="127.0.0.1", smtp_port=server.port, sender="m@x.org", recipients=["d@x.org"], timeout=1
+        )
+        with pytest.raises(DeliveryError) as caught:
+            EmailSender(config).send(message())
+    assert caught.value.kind == "transient" and str(caught.value) == "no answer within 1s"
+
+
 def test_stopping_cancels_an_smtp_exchange_in_flight() -> None:
     with StalledServer(trickle=b"220 slow", interval=0.2) as server:
         config = EmailSettings(

@@ -293,6 +293,10 @@ class EmailSender:
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(DeliveryFailure.TRANSIENT, f"TLS certificate: {exc.verify_message}") from None
         except (smtplib.SMTPException, OSError) as exc:
+            if _timed_out(exc):
+                # The socket's own timeout went off before the exchange's deadline (both
+                # are config.timeout): the same failure, said the same way.
+                raise DeliveryError(DeliveryFailure.TRANSIENT, f"no answer within {self.config.timeout:g}s") from None
             reason = str(exc) or type(exc).__name__
             raise DeliveryError(
                 "transient", f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {reason}"
@@ -300,6 +304,11 @@ class EmailSender:
 
     def close(self) -> None:
         """Nothing to close: each message has its own connection."""
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is a read or write that timed out (smtplib wraps it as a disconnect)."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
