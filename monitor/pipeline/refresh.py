@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from monitor.config import FeedConfig, Settings
-from monitor.db import session
+from monitor.db import is_outage, outage_reason, session
 from monitor.errors import FetchError
 from monitor.health import EXTRACTION_WINDOW
 from monitor.models import Article, table_of
@@ -267,9 +267,16 @@ class Refresher:
             outcome = await self._within_deadline(feed, tally)
         except FetchError as exc:
             outcome = self._failed(feed, exc, tally)
-        except Exception as exc:  # a bug or the database: recorded, never fatal
-            log.exception("feed %s: unexpected failure", feed.name)
-            outcome = self._failed(feed, FetchError(FailureKind.INTERNAL, f"{type(exc).__name__}: {exc}"), tally)
+        except Exception as exc:  # the database, or a bug: recorded, never fatal
+            if is_outage(exc):
+                # The daemon reports the outage itself; a traceback would say nothing more.
+                reason = outage_reason(exc)
+                log.warning("feed %s: the database is unreachable: %s", feed.name, reason)
+                message = f"database unreachable: {reason}"
+            else:
+                log.exception("feed %s: unexpected failure", feed.name)
+                message = f"{type(exc).__name__}: {exc}"
+            outcome = self._failed(feed, FetchError(FailureKind.INTERNAL, message), tally)
         outcome.elapsed = time.monotonic() - started
         return outcome
 

@@ -99,8 +99,9 @@ def settle(ledger: Ledger, world: World, expected: list[str], code: int, log: st
     assert sorted(alerted) == sorted(expected)  # every alert, each story once
     # The outage was told, with its cause.
     assert "cannot claim feeds" in during and "Connection refused" in during, during[-3000:]
-    # Told once, not a traceback at every tick; and its end told too.
+    # Told once, not a traceback at every tick (nor for a poll it cut); and its end told too.
     assert during.count("cannot claim feeds") == 1, during[-3000:]
+    assert "Traceback" not in during, during[-3000:]
     assert "the database answers again" in log
 
 
