@@ -290,6 +290,10 @@ def _walk(session: Session, text: Query, dialect: str, limit: int) -> bool:
 COUNT_CAP = 10_000
 # Articles passing other filters counted at most (each is a row of the archive read).
 FILTER_COUNT_CAP = 1_000
+# PostgreSQL, a frequent text: the newest articles it is tested on to estimate its share,
+# and the matches among them below which the sample says too little.
+SAMPLE_ROWS = 500
+SAMPLE_MIN_MATCHES = 20
 
 
 def approximate_total(
@@ -306,6 +310,8 @@ def approximate_total(
 
     - A rare text (its matches collected for the page anyway) is counted exactly, with
       every filter, up to ``FILTER_COUNT_CAP``.
+    - A frequent text on PostgreSQL (no time range): its share of the newest articles,
+      times the archive's size (``_newest_share``).
     - Otherwise PostgreSQL gives its planner's estimate of the whole search (statistics
       of every column and of the documents' words, refreshed by autovacuum's ANALYZE;
       for a word they do not list, half the least common listed one's share: 4,710 for
@@ -323,6 +329,10 @@ def approximate_total(
         if exact is not None:
             return exact
     if dialect == "postgresql":
+        if text is not None and walk and not (filters.since or filters.until):
+            sampled = _newest_share(session, conditions, sort_time)
+            if sampled is not None:
+                return sampled
         compiled = select(Article.id).where(*conditions).compile(dialect=session.get_bind().dialect)
         connection = session.connection()
         explained = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar_one()
@@ -354,6 +364,27 @@ def approximate_total(
         )
         return round(archive * (1 - copies))
     return _capped_count(session, conditions)
+
+
+def _newest_share(
+    session: Session, conditions: Sequence[sa.ColumnElement[bool]], sort_time: sa.ColumnElement[datetime]
+) -> int | None:
+    """The archive's size times the share of its newest ``SAMPLE_ROWS`` articles that meet
+    ``conditions`` (PostgreSQL, a frequent text); None when too few of them do.
+
+    The planner judges a phrase, or words that seldom meet, by each word alone (617,465
+    for a phrase in 103,712 of a million articles); the newest articles, read through
+    ``ix_article_newest`` and tested by primary key, tell in a few milliseconds.
+    """
+    newest = select(Article.id).order_by(sort_time.desc(), col(Article.id).desc()).limit(SAMPLE_ROWS)
+    seen = session.exec(select(sa.func.count()).select_from(newest.subquery())).one()
+    found = session.exec(select(sa.func.count()).where(col(Article.id).in_(newest), *conditions)).one()
+    if seen < SAMPLE_ROWS:
+        return int(found)  # the whole archive was the sample
+    if found < SAMPLE_MIN_MATCHES:
+        return None
+    archive = session.exec(select(sa.func.max(Article.id))).one() or seen
+    return round(int(found) * int(archive) / int(seen))
 
 
 def _capped_count(session: Session, conditions: Sequence[sa.ColumnElement[bool]]) -> int | None:
