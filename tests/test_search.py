@@ -516,7 +516,8 @@ def test_postgresql_search_uses_the_gin_index(archive: Archive) -> None:
         assert archive.found("almaty") == ["almaty_en"]
     finally:
         sa.event.remove(archive.engine, "before_cursor_execute", capture)
-    ((statement, parameters),) = statements
+    # The page's statement (the approximate total's count aside).
+    ((statement, parameters),) = [(s, p) for s, p in statements if "count(" not in s]
     with archive.engine.connect() as connection:
         # A six-row table is read whole unless that is ruled out.
         connection.exec_driver_sql("SET enable_seqscan = off")
