@@ -26,7 +26,7 @@ Like a percolator, the rules are indexed rather than looped over, in three steps
    Only what the facts cannot settle — a word without a term, a language that is not
    ASCII (the engines lower-case it differently), a phrase past PostgreSQL's last
    position — is asked of the database with search's own condition
-   (``monitor.search.query_condition``) restricted to this one article, so the cost
+   (``monitor.conditions.query_condition``) restricted to this one article, so the cost
    stays per article, never per archive.
 
 A query naming a feed that does not exist fires nothing, as search refuses it; an
@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from monitor.conditions import PG_CONFIG, PG_DOCUMENT, pick_feed_id, query_condition, resolve_query
 from monitor.config import EntityConfig
 from monitor.models import Article, Feed, Mention
 from monitor.query import EntityNames, Field, FieldName, Operand, Phrase, Query, fields
-from monitor.search import PG_CONFIG, PG_DOCUMENT, pick_feed_id, query_condition, resolve_query
 
 _SQLITE_TOKENIZER_RE = re.compile(r"tokenize\s*=\s*'([^']*)'", re.IGNORECASE)
 _SQLITE_DEFAULT_TOKENIZER = "porter unicode61 remove_diacritics 2"

@@ -3,9 +3,9 @@
 outcomes, times, text, redact      vocabulary
 errors, headers                    errors and HTTP hints
 config, db, models                 settings and storage
-query, timespec, search, export,   reading the archive (and getting it out); which rules
-percolate, health, alerts, rules,  an article fires; the alert rules, outbox and senders,
-feed_tokens                        the secret URLs of their Atom feeds
+query, timespec, conditions,       reading the archive (and getting it out); which rules
+search, export, percolate, health, an article fires; the alert rules, outbox and senders,
+alerts, rules, feed_tokens         the secret URLs of their Atom feeds
 pipeline                           the data path (stores articles and their alerts)
 seeds, scheduling, sources         what drives the pipeline; where feeds come from
 api, cli                           what users touch
@@ -23,7 +23,7 @@ LAYERS = [
     {"outcomes", "times", "text", "redact"},
     {"errors", "headers"},
     {"config", "db", "models"},
-    {"query", "timespec", "search", "export", "percolate", "health", "alerts", "rules", "feed_tokens"},
+    {"query", "timespec", "conditions", "search", "export", "percolate", "health", "alerts", "rules", "feed_tokens"},
     {"pipeline"},
     {"seeds", "scheduling", "sources"},
     {"api", "cli"},

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.api.schemas import ArticleDetail, MentionOut
+from monitor.conditions import clean_entity_names
 from monitor.health import FeedHealth, feed_health
 from monitor.models import Article, Feed, Mention, Seed, stored_id
-from monitor.search import article_summary, clean_entity_names, duplicate_label, lead, max_id
+from monitor.search import article_summary, duplicate_label, lead, max_id
 
 
 def article_detail(session: Session, *, article_id: int) -> ArticleDetail | None:

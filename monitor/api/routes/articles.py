@@ -18,13 +18,13 @@ from monitor.api.params import search_filters
 from monitor.api.queries import article_detail
 from monitor.api.schemas import ArticleDetail, ArticlePage, Problem
 from monitor.api.timeouts import statement_timeout
+from monitor.conditions import MAX_ENTITY_FILTERS
 from monitor.db import session as open_session
 from monitor.export import ExportFormat, export_articles, lines
 from monitor.query import MAX_NAME_LENGTH, MAX_QUERY_LENGTH
 from monitor.search import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
-    MAX_ENTITY_FILTERS,
     MAX_LIMIT,
     SearchFilters,
     max_id,

@@ -20,10 +20,10 @@ from monitor.api import atom
 from monitor.api.deps import ServicesDep, SessionDep, require_token
 from monitor.api.errors import PROBLEMS
 from monitor.api.queries import list_feeds, recent_mentions, stored_entity_names
+from monitor.conditions import MAX_ENTITY_FILTERS
 from monitor.config import Settings, parse_duration
 from monitor.errors import FeedSourceError, FetchError
 from monitor.health import FeedHealth, health_of
-from monitor.search import MAX_ENTITY_FILTERS
 from monitor.times import utcnow
 
 api_router = APIRouter(prefix="/api/feeds", tags=["feeds"], dependencies=[Depends(require_token)], responses=PROBLEMS)

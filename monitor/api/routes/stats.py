@@ -19,8 +19,8 @@ from monitor.api.errors import PROBLEMS, UNAVAILABLE, unavailable_detail
 from monitor.api.mention_stats import Interval, MentionStats, day_range, mention_stats
 from monitor.api.queries import stored_entity_names
 from monitor.api.rendering import render
+from monitor.conditions import MAX_ENTITY_FILTERS
 from monitor.errors import QueryError
-from monitor.search import MAX_ENTITY_FILTERS
 from monitor.timespec import MAX_TIME_LENGTH, parse_time
 
 api_router = APIRouter(prefix="/api/stats", tags=["stats"], dependencies=[Depends(require_token)], responses=PROBLEMS)
