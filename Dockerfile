@@ -31,7 +31,7 @@ RUN python3 -m venv /opt/build \
 
 # Then the monitor's own wheel, built with the locked setuptools (build isolation would
 # fetch whatever setuptools is newest).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY monitor ./monitor
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /src/dist . \
     && /opt/build/bin/pip --python /opt/monitor/bin/python install --no-index --no-deps /src/dist/*.whl
