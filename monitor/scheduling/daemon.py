@@ -46,6 +46,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.alerts.dispatch import MAX_PARALLEL_CHANNELS, deliver_due
 from monitor.alerts.exchange import Stop
 from monitor.config import Settings
+from monitor.db import is_outage, outage_reason
 from monitor.pipeline.rematch import Progress, Rematcher, RematchReport
 from monitor.scheduling.outage import OutageLog
 from monitor.scheduling.sync import sync_feeds
@@ -164,8 +165,11 @@ class Daemon:
             report = await _in_own_thread(
                 lambda: deliver_due(self.engine, self.settings, channels=[key], stop=self._alerts_stop)
             )
-        except Exception:
-            log.exception("alert delivery to %s failed", key)
+        except Exception as exc:
+            if is_outage(exc):  # the outage is told by the jobs that poll; its alerts wait in the outbox
+                log.warning("alert delivery to %s: the database is unreachable: %s", key, outage_reason(exc))
+            else:
+                log.exception("alert delivery to %s failed", key)
             return
         if report.sent or report.errors:
             log.info("%s: %s", key, report.summary())
